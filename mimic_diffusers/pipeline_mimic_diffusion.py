@@ -1,0 +1,180 @@
+"""MimicDiffusionPipeline: adversarial purification by guided reverse diffusion (Song & Lai).
+
+One loop serves purification and the attacks: with `differentiable=True` the purified output keeps its
+autograd graph w.r.t. the input (second order through the guidance, optional surrogate for sign,
+optional per-step gradient checkpointing), so exact-gradient attacks call this same `__call__`.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Callable, List, Optional, Union
+
+import torch
+from diffusers import DiffusionPipeline, ImagePipelineOutput, UNet2DModel
+from diffusers.utils.torch_utils import randn_tensor
+from torch.utils.checkpoint import checkpoint
+
+from .guidance import make_abs
+from .image_io import postprocess, to_image_tensor
+from .scheduling_mimic import MimicDiffusionScheduler
+
+
+class MimicDiffusionPipeline(DiffusionPipeline):
+    r"""Purify images with MimicDiffusion, or with a baseline recipe held in the scheduler config.
+
+    Components: `unet` (any diffusers `UNet2DModel`), `scheduler` (a `MimicDiffusionScheduler`; any
+    other diffusers scheduler is converted, keeping its beta schedule), optional `classifier`
+    (any `nn.Module` taking [0, 1] images, e.g. `TimmClassifier`).
+    """
+
+    model_cpu_offload_seq = "unet"
+    _optional_components = ["classifier"]
+    _callback_tensor_inputs = ["latents", "x0_hat"]
+    preset = "mimic"  # the scheduler recipe used when a non-Mimic scheduler is passed in
+
+    def __init__(self, unet: UNet2DModel, scheduler, classifier: Optional[torch.nn.Module] = None):
+        super().__init__()
+        if not isinstance(scheduler, MimicDiffusionScheduler):
+            scheduler = MimicDiffusionScheduler.from_preset(self.preset, base_config=scheduler.config)
+        self.register_modules(unet=unet, scheduler=scheduler, classifier=classifier)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Load a local folder, or a Hub repo id (downloaded first: diffusers cannot import our classes
+        for a repo id itself). Safetensors only; pickle weights are refused."""
+        if kwargs.get("use_safetensors") is False:
+            raise ValueError("use_safetensors=False is not allowed: this library loads safetensors weights only")
+        if kwargs.pop("trust_remote_code", False):
+            raise ValueError("trust_remote_code is not supported: no code is ever loaded from a pipeline folder")
+        kwargs["use_safetensors"] = True
+        path = str(pretrained_model_name_or_path)
+        if not os.path.isdir(path):
+            if os.path.exists(path) or path.startswith((".", "/")) or path.count("/") > 1:
+                raise ValueError(f"pretrained_model_name_or_path={path!r} is not a pipeline folder or Hub repo id")
+            from huggingface_hub import snapshot_download
+
+            path = snapshot_download(path, revision=kwargs.pop("revision", None),
+                                     allow_patterns=["*.json", "*.safetensors", "*.md", "*.txt"])
+        from .safety import check_pipeline_folder
+
+        check_pipeline_folder(path)
+        return super().from_pretrained(path, **kwargs)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def size_multiple(self) -> int:
+        multiple = 2 ** (len(self.unet.config.down_block_types) - 1)
+        if self.scheduler.config.short_range and self.scheduler.config.sr_direction == "down":
+            multiple = math.lcm(multiple, self.scheduler.config.sr_factor)
+        return multiple
+
+    def preprocess(self, image) -> torch.Tensor:
+        """User images -> validated float tensor in [0, 1] on the UNet's device."""
+        x = to_image_tensor(image, self.unet.config.in_channels, self.size_multiple)
+        return x.to(device=self._execution_device, dtype=self.unet.dtype)
+
+    def classify(self, images01: torch.Tensor) -> torch.Tensor:
+        """Logits of the attached classifier for images in [0, 1]."""
+        if self.classifier is None:
+            raise ValueError("this pipeline has no classifier component; pass classifier=... when building it")
+        x = to_image_tensor(images01, self.unet.config.in_channels, name="images") if not (
+            isinstance(images01, torch.Tensor) and images01.requires_grad) else images01
+        return self.classifier(x.to(self._execution_device))
+
+    def _denoise_step(self, latents, reference, variance_noise, reference_noise, t, differentiable, abs_fn):
+        """One reverse step: UNet forward once, scheduler step, guidance inside the window."""
+        needs_grad = self.scheduler.needs_model_gradient(t)
+        if not differentiable:
+            latents = latents.detach().requires_grad_(needs_grad)
+        elif needs_grad and not latents.requires_grad:  # first steps from pure noise: a leaf
+            latents = latents.detach().requires_grad_(True)
+        with torch.set_grad_enabled(differentiable or needs_grad):
+            model_output = self.unet(latents, t).sample
+            out = self.scheduler.guided_step(
+                model_output, t, latents, reference=reference, variance_noise=variance_noise,
+                reference_noise=reference_noise, create_graph=differentiable, abs_fn=abs_fn,
+            )
+        if differentiable:
+            return out.prev_sample, out.pred_original_sample
+        return out.prev_sample.detach(), out.pred_original_sample.detach()
+
+    # ------------------------------------------------------------------ the loop
+    @torch.no_grad()
+    def __call__(
+        self,
+        image,
+        num_inference_steps: int = 100,
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        differentiable: bool = False,
+        sign_surrogate: Optional[str] = None,
+        surrogate_tau: float = 0.05,
+        checkpoint_steps: bool = False,
+        callback_on_step_end: Optional[Callable] = None,
+        callback_on_step_end_tensor_inputs: Optional[List[str]] = None,
+    ):
+        r"""Purify `image` (see `image_io` for accepted types; values in [0, 1]).
+
+        Args:
+            num_inference_steps: reverse steps over the 1000-step training schedule (paper: 100).
+            generator: a generator, or one per image (then each image's result depends only on its own
+                generator: purifying [a, b] and [a] gives the same output for a).
+            output_type: 'pil', 'np' (B, H, W, C) or 'pt' (B, C, H, W); values in [0, 1].
+            differentiable: keep the graph from input to output (attacks); implies output_type 'pt'.
+            sign_surrogate: None (exact sign, purification), 'ste' or 'tanh' (attack derivative of |.|).
+            checkpoint_steps: with `differentiable`, recompute each step in backward (memory O(T) states).
+            callback_on_step_end: fn(pipe, step_index, timestep, {name: tensor}) -> dict, after each step.
+        """
+        if not (isinstance(num_inference_steps, int) and 1 <= num_inference_steps <= self.scheduler.config.num_train_timesteps):
+            raise ValueError(f"num_inference_steps must be an integer in 1..{self.scheduler.config.num_train_timesteps}, got {num_inference_steps!r}")
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
+        if differentiable and output_type != "pt":
+            raise ValueError("differentiable=True needs output_type='pt'")
+        names = callback_on_step_end_tensor_inputs or []
+        if set(names) - set(self._callback_tensor_inputs):
+            raise ValueError(f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, got {names}")
+        abs_fn = make_abs(sign_surrogate, surrogate_tau)
+        if differentiable and isinstance(image, torch.Tensor) and image.requires_grad:
+            images01 = image  # attacks: validation of values would break the graph; shapes still checked
+            to_image_tensor(image.detach(), self.unet.config.in_channels, self.size_multiple)
+        else:
+            images01 = self.preprocess(image)
+        if isinstance(generator, list) and len(generator) != images01.shape[0]:
+            raise ValueError(f"generator: got a list of {len(generator)} generators for {images01.shape[0]} images")
+        reference = images01 * 2 - 1  # [0, 1] -> the UNet's [-1, 1]
+        device, dtype, shape = reference.device, reference.dtype, reference.shape
+
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.purification_timesteps()
+        noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        if self.scheduler.config.purification_start >= 1:
+            latents = noise  # MimicDiffusion: x_T ~ N(0, I), x_adv enters only through the guidance
+        else:
+            latents = self.scheduler.add_noise(reference, noise, timesteps[:1])  # DiffPure / GDMP: diffuse to t*
+        needs_reference_noise = self.scheduler.config.guidance_space == "xt"
+
+        with torch.set_grad_enabled(differentiable):
+            for i, t in enumerate(self.progress_bar(timesteps)):
+                # Noise is drawn outside the step so a checkpointed step recomputes identically.
+                variance_noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+                reference_noise = (randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+                                   if needs_reference_noise and self.scheduler.in_window(t) else None)
+                args = (latents, reference, variance_noise, reference_noise, t, differentiable, abs_fn)
+                if differentiable and checkpoint_steps:
+                    latents, x0_hat = checkpoint(self._denoise_step, *args, use_reentrant=False)
+                else:
+                    latents, x0_hat = self._denoise_step(*args)
+                if callback_on_step_end is not None:
+                    local = {"latents": latents, "x0_hat": x0_hat}
+                    outputs = callback_on_step_end(self, i, t, {k: local[k] for k in names}) or {}
+                    latents = outputs.get("latents", latents)
+
+        images = ((latents + 1) / 2).clamp(0, 1)  # [-1, 1] -> [0, 1]
+        self.maybe_free_model_hooks()
+        images = postprocess(images, output_type)
+        if not return_dict:
+            return (images,)
+        return ImagePipelineOutput(images=images)
