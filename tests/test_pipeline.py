@@ -1,0 +1,180 @@
+"""MimicDiffusionPipeline behaviour on tiny random UNets (seconds on CPU)."""
+import os
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+
+from mimic_diffusers import (DiffPurePipeline, GDMPPipeline, MimicDiffusionPipeline, MimicDiffusionScheduler,
+                             TimmClassifier)
+
+from conftest import gen, tiny_pipeline, tiny_unet
+
+
+def purify(pipe, x, seed=0, steps=20, **kw):
+    return pipe(x, num_inference_steps=steps, generator=gen(seed), output_type="pt", **kw).images
+
+
+def test_output_types_and_range(pipe):
+    x = torch.rand(2, 1, 16, 16)
+    pt = purify(pipe, x)
+    assert pt.shape == x.shape and pt.min() >= 0 and pt.max() <= 1
+    arr = pipe(x, num_inference_steps=5, output_type="np").images
+    assert arr.shape == (2, 16, 16, 1)
+    pil = pipe(x, num_inference_steps=5, output_type="pil").images
+    assert len(pil) == 2 and pil[0].size == (16, 16)
+    out = pipe(x, num_inference_steps=5, output_type="pt", return_dict=False)
+    assert isinstance(out, tuple)
+
+
+def test_accepts_pil_numpy_and_lists(pipe):
+    a = (np.random.default_rng(0).random((16, 16)) * 255).astype(np.uint8)
+    from_np = purify(pipe, a)
+    from_pil = purify(pipe, Image.fromarray(a))
+    from_list = purify(pipe, [torch.from_numpy(a).float().div(255).unsqueeze(0)])
+    torch.testing.assert_close(from_np, from_pil)
+    torch.testing.assert_close(from_np, from_list)
+
+
+def count_unet_backwards(pipe):
+    calls = []
+    handle = pipe.unet.conv_in.register_full_backward_hook(lambda *a: calls.append(1))
+    return calls, handle
+
+
+@pytest.mark.parametrize("window,steps", [((0.5, 0.2), 100), ((0.79, 0.11), 50), ((1.0, 0.0), 20)])
+def test_window_respected_by_counting_unet_backward_calls(window, steps):
+    pipe = tiny_pipeline(guidance_window_start=window[0], guidance_window_end=window[1])
+    calls, handle = count_unet_backwards(pipe)
+    purify(pipe, torch.rand(1, 1, 16, 16), steps=steps)
+    handle.remove()
+    ts = DDIMScheduler(timestep_spacing="trailing")
+    ts.set_timesteps(steps)
+    expected = sum(1 for t in ts.timesteps if window[1] * 1000 <= t <= window[0] * 1000)
+    assert len(calls) == expected > 0
+
+
+def test_no_guidance_equals_plain_ddpm_sampling():
+    pipe = tiny_pipeline(long_range=False, short_range=False)
+    calls, handle = count_unet_backwards(pipe)
+    x = torch.rand(2, 1, 16, 16)
+    ours = purify(pipe, x, seed=3)
+    assert calls == []
+    # the same ancestral sampling written with diffusers' own scheduler, same noise order
+    ref = DDIMScheduler(timestep_spacing="trailing")
+    ref.set_timesteps(20)
+    g = gen(3)
+    latents = randn_tensor(x.shape, generator=g)
+    with torch.no_grad():
+        for t in ref.timesteps:
+            noise = randn_tensor(x.shape, generator=g)
+            latents = ref.step(pipe.unet(latents, t).sample, t, latents, eta=1.0, variance_noise=noise).prev_sample
+    torch.testing.assert_close(ours, ((latents + 1) / 2).clamp(0, 1))
+    # guidance_scale=0 is also exactly no guidance
+    torch.testing.assert_close(purify(tiny_pipeline(guidance_scale=0.0), x, seed=3), ours)
+
+
+def test_guidance_changes_output_and_pulls_toward_reference():
+    x = torch.rand(2, 1, 16, 16)
+    plain = purify(tiny_pipeline(long_range=False, short_range=False), x)
+    guided = purify(tiny_pipeline(step_size_rule="constant", guidance_scale=20.0), x)
+    assert (guided - x).abs().mean() < (plain - x).abs().mean()
+
+
+def test_determinism_with_generator(pipe):
+    x = torch.rand(2, 1, 16, 16)
+    assert torch.equal(purify(pipe, x, seed=5), purify(pipe, x, seed=5))
+    assert not torch.equal(purify(pipe, x, seed=5), purify(pipe, x, seed=6))
+
+
+@pytest.mark.parametrize("rule", ["paper", "dps", "official"])
+def test_batch_independence(rule):
+    pipe = tiny_pipeline(step_size_rule=rule)
+    a, b = torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16)
+    both = pipe(torch.cat([a, b]), num_inference_steps=20, generator=[gen(1), gen(2)], output_type="pt").images
+    alone = pipe(a, num_inference_steps=20, generator=[gen(1)], output_type="pt").images
+    other = pipe(torch.cat([a, torch.zeros_like(b)]), num_inference_steps=20, generator=[gen(1), gen(9)], output_type="pt").images
+    torch.testing.assert_close(both[:1], alone, atol=1e-5, rtol=0)
+    torch.testing.assert_close(other[:1], alone, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+@pytest.mark.parametrize("eta", [1.0, 0.0])
+def test_prediction_types_and_ddim_ddpm_steps(prediction_type, eta):
+    x = torch.rand(1, 1, 16, 16)
+    on = purify(tiny_pipeline(prediction_type=prediction_type, eta=eta, step_size_rule="constant", guidance_scale=5.0), x)
+    off = purify(tiny_pipeline(prediction_type=prediction_type, eta=eta, long_range=False, short_range=False), x)
+    assert torch.isfinite(on).all() and not torch.equal(on, off)
+
+
+def test_no_graph_survives_a_step(pipe):
+    seen = []
+
+    def check(p, i, t, tensors):
+        seen.append(tensors["latents"].requires_grad or tensors["latents"].grad_fn is not None)
+        return {}
+
+    pipe(torch.rand(1, 1, 16, 16), num_inference_steps=20, output_type="pt", callback_on_step_end=check,
+         callback_on_step_end_tensor_inputs=["latents"])
+    assert len(seen) == 20 and not any(seen)
+
+
+def test_save_load_round_trip_restores_every_option(tmp_path):
+    pipe = tiny_pipeline(guidance_window_start=0.6, guidance_window_end=0.1, distance="l2", short_range=False,
+                         sr_direction="up", step_size_rule="dps", guidance_scale=0.3, eta=0.5)
+    pipe.save_pretrained(tmp_path)
+    names = {os.path.relpath(os.path.join(r, f), tmp_path) for r, _, fs in os.walk(tmp_path) for f in fs}
+    assert "unet/diffusion_pytorch_model.safetensors" in names and "classifier/diffusion_pytorch_model.safetensors" in names
+    assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
+    loaded = MimicDiffusionPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    for key, value in pipe.scheduler.config.items():
+        if key.startswith("_"):
+            continue
+        assert loaded.scheduler.config[key] == value, key
+    x = torch.rand(2, 1, 16, 16)
+    torch.testing.assert_close(purify(loaded, x), purify(pipe, x))
+    torch.testing.assert_close(loaded.classify(x), pipe.classify(x))
+
+
+def test_other_schedulers_are_converted_keeping_their_betas():
+    pipe = MimicDiffusionPipeline(unet=tiny_unet(), scheduler=DDPMScheduler(beta_schedule="squaredcos_cap_v2"))
+    assert isinstance(pipe.scheduler, MimicDiffusionScheduler)
+    assert pipe.scheduler.config.beta_schedule == "squaredcos_cap_v2"
+
+
+def test_baselines_share_the_loop():
+    x = torch.rand(2, 1, 16, 16)
+    diffpure = DiffPurePipeline(unet=tiny_unet(), scheduler=DDPMScheduler())
+    diffpure.set_progress_bar_config(disable=True)
+    assert diffpure.scheduler.config.purification_start == 0.1
+    calls, handle = count_unet_backwards(diffpure)
+    out = purify(diffpure, x, steps=100)
+    assert calls == [] and out.shape == x.shape
+    # DiffPure starts near the input: closer to it than pure-noise sampling
+    gdmp = GDMPPipeline(unet=tiny_unet(), scheduler=DDPMScheduler())
+    gdmp.set_progress_bar_config(disable=True)
+    calls, handle = count_unet_backwards(gdmp)
+    g_out = purify(gdmp, x, steps=100)
+    assert calls == []  # GDMP guides x_t directly: no gradient through the UNet
+    unguided = gdmp.scheduler.from_preset("gdmp", guidance_scale=0.0)
+    plain = purify(GDMPPipeline(unet=gdmp.unet, scheduler=unguided), x, steps=100)
+    assert not torch.equal(g_out, plain)
+
+
+def test_classify_needs_classifier():
+    pipe = tiny_pipeline(classifier=False)
+    with pytest.raises(ValueError, match="no classifier"):
+        pipe.classify(torch.rand(1, 1, 16, 16))
+
+
+def test_device_placement_with_accelerate(pipe):
+    from accelerate import Accelerator
+
+    device = Accelerator(cpu=True).device
+    pipe.to(device)
+    assert pipe.device.type == device.type
+    assert purify(pipe, torch.rand(1, 1, 16, 16), steps=5).device.type == device.type
