@@ -6,6 +6,7 @@ optional per-step gradient checkpointing), so exact-gradient attacks call this s
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from typing import Callable, List, Optional, Union
@@ -13,14 +14,16 @@ from typing import Callable, List, Optional, Union
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 
 from .guidance import make_abs
+from .hub import MimicHubMixin
 from .image_io import postprocess, to_image_tensor
 from .scheduling_mimic import MimicDiffusionScheduler
 
 
-class MimicDiffusionPipeline(DiffusionPipeline):
+class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
     r"""Purify images with MimicDiffusion, or with a baseline recipe held in the scheduler config.
 
     Components: `unet` (any diffusers `UNet2DModel`), `scheduler` (a `MimicDiffusionScheduler`; any
@@ -83,19 +86,29 @@ class MimicDiffusionPipeline(DiffusionPipeline):
         return self.classifier(x.to(self._execution_device))
 
     def _denoise_step(self, latents, reference, variance_noise, reference_noise, t, differentiable, abs_fn):
-        """One reverse step: UNet forward once, scheduler step, guidance inside the window."""
+        """One reverse step: UNet forward once, scheduler step, guidance inside the window.
+
+        Purification: the guided steps differentiate w.r.t. a detached x_t only (input gradient, no
+        parameter gradients) and no graph leaves the step. Attacks (`differentiable`): the graph is
+        kept from the first step that depends on the input onwards; earlier steps (pure noise before
+        the window) do not depend on it and run without a graph.
+        """
         needs_grad = self.scheduler.needs_model_gradient(t)
-        if not differentiable:
+        graph = differentiable and (latents.requires_grad or (reference.requires_grad and self.scheduler.in_window(t)))
+        if not graph:
             latents = latents.detach().requires_grad_(needs_grad)
-        elif needs_grad and not latents.requires_grad:  # first steps from pure noise: a leaf
+        elif needs_grad and not latents.requires_grad:
             latents = latents.detach().requires_grad_(True)
-        with torch.set_grad_enabled(differentiable or needs_grad):
+        # Fused attention kernels have no double backward: a graph step uses the math kernel (entered
+        # here, so a checkpointed step recomputes under the same kernel).
+        attention = sdpa_kernel(SDPBackend.MATH) if graph else contextlib.nullcontext()
+        with torch.set_grad_enabled(graph or needs_grad), attention:
             model_output = self.unet(latents, t).sample
             out = self.scheduler.guided_step(
                 model_output, t, latents, reference=reference, variance_noise=variance_noise,
-                reference_noise=reference_noise, create_graph=differentiable, abs_fn=abs_fn,
+                reference_noise=reference_noise, create_graph=graph, abs_fn=abs_fn,
             )
-        if differentiable:
+        if graph:
             return out.prev_sample, out.pred_original_sample
         return out.prev_sample.detach(), out.pred_original_sample.detach()
 
@@ -144,7 +157,9 @@ class MimicDiffusionPipeline(DiffusionPipeline):
             images01 = self.preprocess(image)
         if isinstance(generator, list) and len(generator) != images01.shape[0]:
             raise ValueError(f"generator: got a list of {len(generator)} generators for {images01.shape[0]} images")
-        reference = images01 * 2 - 1  # [0, 1] -> the UNet's [-1, 1]
+        grad_context = torch.enable_grad() if differentiable else torch.no_grad()
+        with grad_context:
+            reference = images01 * 2 - 1  # [0, 1] -> the UNet's [-1, 1]
         device, dtype, shape = reference.device, reference.dtype, reference.shape
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -153,17 +168,18 @@ class MimicDiffusionPipeline(DiffusionPipeline):
         if self.scheduler.config.purification_start >= 1:
             latents = noise  # MimicDiffusion: x_T ~ N(0, I), x_adv enters only through the guidance
         else:
-            latents = self.scheduler.add_noise(reference, noise, timesteps[:1])  # DiffPure / GDMP: diffuse to t*
+            with grad_context:  # DiffPure / GDMP: diffuse x_adv to t*
+                latents = self.scheduler.add_noise(reference, noise, timesteps[:1])
         needs_reference_noise = self.scheduler.config.guidance_space == "xt"
 
-        with torch.set_grad_enabled(differentiable):
+        with grad_context:
             for i, t in enumerate(self.progress_bar(timesteps)):
                 # Noise is drawn outside the step so a checkpointed step recomputes identically.
                 variance_noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
                 reference_noise = (randn_tensor(shape, generator=generator, device=device, dtype=dtype)
                                    if needs_reference_noise and self.scheduler.in_window(t) else None)
                 args = (latents, reference, variance_noise, reference_noise, t, differentiable, abs_fn)
-                if differentiable and checkpoint_steps:
+                if differentiable and checkpoint_steps and (latents.requires_grad or reference.requires_grad):
                     latents, x0_hat = checkpoint(self._denoise_step, *args, use_reentrant=False)
                 else:
                     latents, x0_hat = self._denoise_step(*args)
@@ -172,7 +188,8 @@ class MimicDiffusionPipeline(DiffusionPipeline):
                     outputs = callback_on_step_end(self, i, t, {k: local[k] for k in names}) or {}
                     latents = outputs.get("latents", latents)
 
-        images = ((latents + 1) / 2).clamp(0, 1)  # [-1, 1] -> [0, 1]
+        with grad_context:
+            images = ((latents + 1) / 2).clamp(0, 1)  # [-1, 1] -> [0, 1]
         self.maybe_free_model_hooks()
         images = postprocess(images, output_type)
         if not return_dict:
