@@ -1,0 +1,299 @@
+"""Gradio Space: attack an MNIST digit (or your own image), purify it with MimicDiffusion, classify it.
+
+The pipeline folder comes from the env var MIMIC_PIPELINE (default `pipelines/mnist-mimic`, looked up
+next to this file, then in the repository root; a Hub repo id works too). Everything runs offline.
+The logic lives in plain functions (`load_upload`, `run_attack`, `purify_and_classify`, ...) so it is
+tested without a browser; `build_demo` only wires them to the UI.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Dict, List, Optional, Tuple
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+
+SPACE_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(SPACE_DIR))
+try:
+    import mimic_diffusers  # noqa: F401
+except ImportError:  # run from a repository checkout without installing the package
+    sys.path.insert(0, REPO_ROOT)
+
+from mimic_diffusers import MimicDiffusionPipeline, MimicDiffusionScheduler  # noqa: E402
+from mimic_diffusers.data import load_image_dataset, to_tensors  # noqa: E402
+from mimic_diffusers.guidance import DISTANCES, STEP_SIZE_RULES  # noqa: E402
+
+try:
+    from mimic_diffusers.attacks import bpda_attack
+    BPDA_NOTE = None
+except Exception as error:  # the attack module is optional for the demo: hide the choice, say why
+    bpda_attack = None
+    BPDA_NOTE = f"BPDA is unavailable here: `mimic_diffusers.attacks` could not be imported ({error})."
+
+DEFAULT_PIPELINE = os.path.join("pipelines", "mnist-mimic")
+DIGIT, UPLOAD = "MNIST test digit", "uploaded image"
+NO_ATTACK, PGD, BPDA = "none", "PGD on the classifier", "BPDA+EOT on purifier + classifier"
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+MIN_SIDE, MAX_SIDE = 8, 2048
+ATTACK_STEPS = 10
+UPSCALE = 6  # 28 px digits are unreadable in a browser at 1:1
+MAX_FRAMES = 10
+GUIDANCE_KEYS = ("guidance_window_start", "guidance_window_end", "distance", "long_range", "short_range",
+                 "step_size_rule", "guidance_scale")
+
+
+def available_attacks() -> List[str]:
+    return [NO_ATTACK, PGD] + ([BPDA] if bpda_attack is not None else [])
+
+
+def resolve_pipeline_path(path: Optional[str] = None) -> str:
+    """MIMIC_PIPELINE / `path`: absolute or existing as given, else next to this app, else in the repo root;
+    anything else is passed on as a Hub repo id."""
+    path = path or os.environ.get("MIMIC_PIPELINE", DEFAULT_PIPELINE)
+    for candidate in (path, os.path.join(SPACE_DIR, path), os.path.join(REPO_ROOT, path)):
+        if os.path.isdir(candidate):
+            return candidate
+    if os.path.isabs(path) or path.startswith(".") or path.count("/") != 1:
+        raise FileNotFoundError(f"pipeline folder {path!r} not found (next to app.py or in the repository root); "
+                                "set MIMIC_PIPELINE to a pipeline folder or a Hub repo id")
+    return path
+
+
+def load_pipeline(path: Optional[str] = None) -> MimicDiffusionPipeline:
+    pipe = MimicDiffusionPipeline.from_pretrained(resolve_pipeline_path(path))
+    if pipe.classifier is None:
+        raise ValueError("the demo needs a pipeline with a classifier component")
+    return pipe
+
+
+@lru_cache(maxsize=1)
+def mnist_test_split():
+    return load_image_dataset("mnist5k", split="test")
+
+
+def image_size(pipe) -> int:
+    size = pipe.unet.config.sample_size
+    return size if isinstance(size, int) else size[0]
+
+
+def mnist_digit(pipe, index) -> Tuple[torch.Tensor, int]:
+    """(1, C, H, W) image in [0, 1] and the true label of test image `index`."""
+    data = mnist_test_split()
+    if index is None or not float(index).is_integer() or not 0 <= int(index) < len(data):
+        raise gr.Error(f"digit index must be an integer in 0..{len(data) - 1}, got {index}")
+    x, y = to_tensors(data, pipe.unet.config.in_channels, indices=[int(index)])
+    if x.shape[-1] != image_size(pipe):
+        raise gr.Error(f"this pipeline takes {image_size(pipe)} px images, MNIST digits are {x.shape[-1]} px")
+    return x, int(y[0])
+
+
+def load_upload(path: Optional[str], size: int = 28, channels: int = 1) -> Tuple[torch.Tensor, str]:
+    """Check an uploaded file and return a (1, C, size, size) image in [0, 1] and a note on conversions.
+
+    Accepted: any image PIL reads, up to 2 MB and MIN_SIDE..MAX_SIDE px per side; it is converted to
+    grayscale (or RGB) and resized to size x size.
+    """
+    if not path:
+        raise gr.Error(f"no image uploaded: upload one, or choose '{DIGIT}'")
+    name = os.path.basename(path)
+    nbytes = os.path.getsize(path)
+    if nbytes > MAX_UPLOAD_BYTES:
+        raise gr.Error(f"{name} is too large: {nbytes / 2**20:.1f} MB, the limit is {MAX_UPLOAD_BYTES / 2**20:.0f} MB")
+    try:
+        image = Image.open(path)  # reads the header only: the size is checked before decoding the pixels
+    except Image.DecompressionBombError:
+        raise gr.Error(f"{name} has the wrong size: too many pixels (at most {MAX_SIDE} px per side)") from None
+    except (OSError, SyntaxError, ValueError):  # what PIL raises for files it cannot identify
+        raise gr.Error(f"{name} is not an image (PNG, JPEG, BMP, ... expected)") from None
+    with image:
+        width, height = image.size
+        if not (MIN_SIDE <= min(width, height) and max(width, height) <= MAX_SIDE):
+            raise gr.Error(f"{name} has the wrong size: {width}x{height} px; accepted are {MIN_SIDE} to "
+                           f"{MAX_SIDE} px per side (it is then resized to {size}x{size})")
+        try:
+            image = image.convert({1: "L", 3: "RGB"}[channels])
+        except (OSError, SyntaxError, ValueError):
+            raise gr.Error(f"{name} is a damaged image file: it could not be decoded") from None
+    mode = "grayscale" if channels == 1 else "RGB"
+    note = f"{width}x{height} {mode} upload"
+    if (width, height) != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+        note = f"upload resized from {width}x{height} to {size}x{size} {mode}"
+    x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
+    x = x[None, None] if channels == 1 else x.permute(2, 0, 1)[None]
+    return x, note
+
+
+def guided_pipeline(pipe, **options) -> MimicDiffusionPipeline:
+    """The same models with a scheduler carrying `options` (validated; the shared `pipe` is untouched)."""
+    try:
+        scheduler = MimicDiffusionScheduler.from_config(pipe.scheduler.config, **options)
+    except ValueError as error:
+        raise gr.Error(str(error)) from None
+    purifier = MimicDiffusionPipeline(unet=pipe.unet, scheduler=scheduler, classifier=pipe.classifier)
+    purifier.set_progress_bar_config(desc="purifying")
+    return purifier
+
+
+def run_attack(pipe, x, label: int, attack: str, eps: float, num_inference_steps: int, seed: int = 0) -> torch.Tensor:
+    """Adversarial version of `x` (values in [0, 1], within eps in L-inf)."""
+    if attack == NO_ATTACK or eps == 0:
+        return x
+    labels = torch.tensor([label])
+    if attack == PGD:
+        import torchattacks
+
+        torch.manual_seed(seed)  # torchattacks draws its random start from the global generator
+        pgd = torchattacks.PGD(pipe.classifier, eps=eps, alpha=2.5 * eps / ATTACK_STEPS, steps=ATTACK_STEPS,
+                               random_start=True)
+        return pgd(x, labels).detach()
+    if attack == BPDA and bpda_attack is not None:
+        return bpda_attack(pipe, x, labels, eps, steps=ATTACK_STEPS, eot=1, num_inference_steps=num_inference_steps,
+                           generator=torch.Generator().manual_seed(seed)).detach()
+    raise gr.Error(f"attack must be one of {available_attacks()}, got {attack!r}")
+
+
+@torch.no_grad()
+def probabilities(pipe, x) -> Dict[str, float]:
+    p = pipe.classify(x).softmax(-1)[0]
+    return {str(k): float(v) for k, v in enumerate(p)}
+
+
+@dataclass
+class Outcome:
+    clean: torch.Tensor  # (1, C, H, W) in [0, 1]
+    adversarial: torch.Tensor
+    purified: torch.Tensor
+    probabilities: Dict[str, Dict[str, float]]  # "clean" / "adversarial" / "purified" -> {label: p}
+    trajectory: List[Tuple[int, torch.Tensor]]  # (t, x0_hat in [0, 1]) for each guided step
+
+
+def purify_and_classify(pipe, x, label: int, attack: str = NO_ATTACK, eps: float = 0.3, num_inference_steps: int = 100,
+                        seed: int = 0, **guidance) -> Outcome:
+    """Attack `x`, purify the result with the guidance options given, classify all three images."""
+    purifier = guided_pipeline(pipe, **guidance)
+    x_adv = run_attack(purifier, x, label, attack, eps, num_inference_steps, seed)
+    trajectory = []
+
+    def keep_x0_hat(p, i, t, tensors):
+        if p.scheduler.in_window(t):
+            trajectory.append((int(t), ((tensors["x0_hat"] + 1) / 2).clamp(0, 1).cpu()))
+        return {}
+
+    purified = purifier(x_adv, num_inference_steps=num_inference_steps, generator=torch.Generator().manual_seed(seed),
+                        output_type="pt", callback_on_step_end=keep_x0_hat,
+                        callback_on_step_end_tensor_inputs=["x0_hat"]).images
+    probs = {name: probabilities(pipe, image) for name, image in
+             (("clean", x), ("adversarial", x_adv), ("purified", purified))}
+    return Outcome(x, x_adv, purified, probs, trajectory)
+
+
+def to_pil(x: torch.Tensor, scale: int = UPSCALE) -> Image.Image:
+    x = torch.nn.functional.interpolate(x[:1].float().cpu(), scale_factor=scale, mode="nearest")
+    array = (x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+
+
+def trajectory_strip(trajectory, max_frames: int = MAX_FRAMES) -> Optional[Image.Image]:
+    """x0_hat frames (evenly chosen, at most `max_frames`) side by side, 2 px white gaps."""
+    if not trajectory:
+        return None
+    keep = np.unique(np.linspace(0, len(trajectory) - 1, min(max_frames, len(trajectory))).round().astype(int))
+    frames = [trajectory[i][1][:1] for i in keep]
+    gap = torch.ones_like(frames[0][..., :2])
+    return to_pil(torch.cat([f if j == 0 else torch.cat([gap, f], -1) for j, f in enumerate(frames)], -1))
+
+
+def describe(outcome: Outcome, source_note: str, attack: str, eps: float, steps: int) -> str:
+    lines = [source_note]
+    if attack != NO_ATTACK:
+        linf = float((outcome.adversarial - outcome.clean).abs().max())
+        lines.append(f"Attack: {attack}, eps = {eps:g}, {ATTACK_STEPS} steps (L-inf distance to clean: {linf:.3f}).")
+    if outcome.trajectory:
+        ts = ", ".join(str(t) for t, _ in outcome.trajectory)
+        lines.append(f"Purified with {steps} steps; guided steps (x0_hat strip, left to right): t = {ts}.")
+    else:
+        lines.append(f"Purified with {steps} steps; no step fell inside the guidance window.")
+    return "\n\n".join(lines)
+
+
+def build_demo(pipe: Optional[MimicDiffusionPipeline] = None, default_steps: int = 100) -> gr.Blocks:
+    pipe = pipe if pipe is not None else load_pipeline()
+    config, n_test = pipe.scheduler.config, len(mnist_test_split())
+    size, channels = image_size(pipe), pipe.unet.config.in_channels
+
+    def on_purify(source, index, upload, attack, eps, steps, window_start, window_end, distance, long_range,
+                  short_range, step_size_rule, guidance_scale, seed, progress=gr.Progress(track_tqdm=True)):
+        progress(0, desc="loading the image")
+        if source == UPLOAD:
+            x, note = load_upload(upload, size, channels)
+            probs = probabilities(pipe, x)
+            label = int(max(probs, key=probs.get))  # an upload has no ground truth: attack the clean prediction
+            note = f"{note}; attacked label = the classifier's clean prediction ({label})."
+        else:
+            x, label = mnist_digit(pipe, index)
+            note = f"MNIST test digit #{int(index)}, true label {label}."
+        guidance = dict(zip(GUIDANCE_KEYS, (window_start, window_end, distance, long_range, short_range,
+                                            step_size_rule, guidance_scale)))
+        progress(0.05, desc=f"attack: {attack}")
+        outcome = purify_and_classify(pipe, x, label, attack, float(eps), int(steps), int(seed or 0), **guidance)
+        p = outcome.probabilities
+        return (to_pil(outcome.clean), p["clean"], to_pil(outcome.adversarial), p["adversarial"],
+                to_pil(outcome.purified), p["purified"], trajectory_strip(outcome.trajectory),
+                describe(outcome, note, attack, float(eps), int(steps)))
+
+    with gr.Blocks(title="MimicDiffusion adversarial purification") as demo:
+        gr.Markdown("# MimicDiffusion adversarial purification\nPick a test digit or upload an image, attack it, "
+                    "and watch the guided reverse diffusion recover it. MNIST digits are white on black.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                source = gr.Radio([DIGIT, UPLOAD], value=DIGIT, label="Input", elem_id="source")
+                index = gr.Number(0, precision=0, minimum=0, maximum=n_test - 1, label=f"Test digit (0..{n_test - 1})",
+                                  elem_id="index")
+                upload = gr.File(label=f"Upload an image (up to 2 MB; converted to {size}x{size} grayscale)",
+                                 file_types=["image"], type="filepath", elem_id="upload")
+                attack = gr.Radio(available_attacks(), value=NO_ATTACK, label="Attack", elem_id="attack")
+                if BPDA_NOTE:
+                    gr.Markdown(BPDA_NOTE)
+                eps = gr.Slider(0, 0.5, value=0.3, step=0.01, label="eps (L-inf)", elem_id="eps")
+                steps = gr.Slider(1, config.num_train_timesteps, value=default_steps, step=1,
+                                  label="Inference steps", elem_id="steps")
+                with gr.Accordion("Guidance options", open=False):
+                    window_start = gr.Slider(0.01, 1, value=config.guidance_window_start, step=0.01,
+                                             label="Window start (fraction of T)")
+                    window_end = gr.Slider(0, 0.99, value=config.guidance_window_end, step=0.01,
+                                           label="Window end (fraction of T)")
+                    distance = gr.Radio(sorted(DISTANCES), value=config.distance, label="Distance")
+                    long_range = gr.Checkbox(config.long_range, label="Long-range guidance")
+                    short_range = gr.Checkbox(config.short_range, label="Short-range guidance")
+                    step_size_rule = gr.Dropdown(sorted(STEP_SIZE_RULES), value=config.step_size_rule,
+                                                 label="Step size rule")
+                    guidance_scale = gr.Number(config.guidance_scale, label="Guidance scale (empty: the rule's default)")
+                    seed = gr.Number(0, precision=0, label="Seed")
+                button = gr.Button("Attack and purify", variant="primary", elem_id="purify")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    outputs = []
+                    for name in ("clean", "adversarial", "purified"):
+                        with gr.Column(min_width=160):
+                            outputs.append(gr.Image(label=name.capitalize(), type="pil", format="png",
+                                                    interactive=False, elem_id=f"{name}-image"))
+                            outputs.append(gr.Label(num_top_classes=3, label=f"{name.capitalize()} prediction",
+                                                    elem_id=f"{name}-label"))
+                strip = gr.Image(label="x0_hat across the guidance window", type="pil", format="png",
+                                 interactive=False, elem_id="trajectory")
+                info = gr.Markdown(elem_id="info")
+        button.click(on_purify, [source, index, upload, attack, eps, steps, window_start, window_end, distance,
+                                 long_range, short_range, step_size_rule, guidance_scale, seed],
+                     outputs + [strip, info])
+    return demo
+
+
+if __name__ == "__main__":
+    build_demo().queue().launch(max_file_size="2mb")

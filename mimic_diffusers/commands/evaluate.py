@@ -1,0 +1,22 @@
+"""`evaluate --config configs/x.yaml`: run or resume an evaluation; prints the Markdown table."""
+import os
+
+
+def add_arguments(p, name):
+    p.add_argument("--config", required=True, help="YAML or JSON file with EvalConfig fields (see configs/)")
+    p.add_argument("--output-dir", help="overrides the config's output_dir")
+    p.add_argument("--num-samples", type=int, help="overrides the config's num_samples")
+    p.add_argument("--pipeline", help="overrides the config's pipeline folder or Hub id")
+
+
+def run(args):
+    from ..evaluation import EvalConfig, run_evaluation
+    from ..reports import markdown_table
+
+    config = EvalConfig.from_file(args.config, output_dir=args.output_dir, num_samples=args.num_samples,
+                                  pipeline=args.pipeline)
+    if not os.path.isdir(config.pipeline) and os.path.exists(config.pipeline):
+        raise ValueError(f"pipeline {config.pipeline!r} is not a folder")
+    summary = run_evaluation(config)
+    print(markdown_table(summary))
+    print(f"reports in {config.output_dir}: results.md, summary.json, accuracy_vs_eps.png, results.rank*.jsonl")

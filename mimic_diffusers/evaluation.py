@@ -1,0 +1,256 @@
+"""The evaluation loop: attacks x threat models x batches, resumable, data parallel, with reports.
+
+Work is cut into units (batch, threat). Each finished unit is appended to this process's JSONL shard
+as ONE line in one write (flushed and fsynced); on start, every shard is read, a torn last line is
+cut off, and finished units are skipped, so a killed run resumes without losing or double counting a
+sample. Every unit reseeds the defense from (seed, batch, threat, attack): results do not depend on
+which process ran it or on resumes. Attacks live in `attacks/`; this module only schedules them.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+import torch
+
+from .attacks import ATTACKS, PurifyThenClassify, create_attack
+from .metrics import accuracy, majority_vote, worst_case
+
+
+@dataclass
+class EvalConfig:
+    pipeline: str
+    output_dir: str
+    dataset: str = "mnist5k"
+    split: str = "test"
+    num_samples: int = 64
+    batch_size: int = 32
+    num_inference_steps: int = 100
+    votes: int = 1
+    seed: int = 0
+    scheduler_options: dict = field(default_factory=dict)
+    threats: List[dict] = field(default_factory=lambda: [{"norm": "Linf", "eps": 0.1}])
+    attacks: List[dict] = field(default_factory=lambda: [{"name": "bpda-eot", "params": {"steps": 10, "eot": 1}}])
+    examples: int = 8
+
+    @classmethod
+    def from_file(cls, path: str, **overrides) -> "EvalConfig":
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"config file {path!r} does not exist")
+        with open(path) as f:
+            if path.endswith((".yaml", ".yml")):
+                import yaml
+
+                raw = yaml.safe_load(f)
+            else:
+                raw = json.load(f)
+        if not isinstance(raw, dict):
+            raise ValueError(f"config file {path!r} must hold a mapping of options")
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"config {path!r}: unknown options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        return cls(**raw).validate()
+
+    def validate(self) -> "EvalConfig":
+        for name in ("num_samples", "batch_size", "num_inference_steps", "votes"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        for threat in self.threats:
+            if threat.get("norm") not in ("Linf", "L2"):
+                raise ValueError(f"threats: norm must be 'Linf' or 'L2', got {threat.get('norm')!r}")
+            if not isinstance(threat.get("eps"), (int, float)) or threat["eps"] < 0:
+                raise ValueError(f"threats: eps must be a number >= 0, got {threat.get('eps')!r}")
+        for attack in self.attacks:
+            if attack.get("name") not in ATTACKS:
+                raise ValueError(f"attacks: unknown attack {attack.get('name')!r}; choose from {sorted(ATTACKS)}")
+        return self
+
+
+def threat_key(threat: dict) -> str:
+    return f"{threat['norm']}-{threat['eps']:g}"
+
+
+def unit_seed(*parts) -> int:
+    return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+
+
+# ----------------------------------------------------------------------------- the JSONL store
+
+
+def read_records(output_dir: str) -> List[dict]:
+    """All complete records of all shards; a torn last line (killed mid-write) is cut off the file."""
+    records = []
+    for path in sorted(glob.glob(os.path.join(output_dir, "results.rank*.jsonl"))):
+        with open(path, "rb") as f:
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) != len(data):
+            with open(path, "r+b") as f:
+                f.truncate(len(complete))
+        records.extend(json.loads(line) for line in complete.decode().splitlines() if line.strip())
+    return records
+
+
+def append_record(path: str, record: dict) -> None:
+    line = (json.dumps(record) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)  # one write of one line: never interleaved with another record
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def load_pipeline(config: EvalConfig, device=None):
+    from .pipeline_mimic_diffusion import MimicDiffusionPipeline
+
+    pipe = MimicDiffusionPipeline.from_pretrained(config.pipeline)
+    if config.scheduler_options:
+        from .scheduling_mimic import MimicDiffusionScheduler
+
+        options = dict(config.scheduler_options)
+        preset = options.pop("preset", None)
+        pipe.scheduler = (MimicDiffusionScheduler.from_preset(preset, base_config=pipe.scheduler.config, **options)
+                          if preset else MimicDiffusionScheduler.from_config(pipe.scheduler.config, **options))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device) if device is not None else pipe
+
+
+def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optional[dict]) -> dict:
+    """One batch under one threat (or clean when threat is None) -> a JSON-able record."""
+    record = {"batch": batch, "threat": threat_key(threat) if threat else "clean", "ids": ids, "labels": y.tolist()}
+    defense = PurifyThenClassify(pipe, num_inference_steps=config.num_inference_steps)
+    if threat is None:
+        defense.reseed(unit_seed(config.seed, batch, "clean"))
+        votes = defense.predict(x, config.votes).tolist()
+        record["correct"] = [p == t for p, t in zip(votes[0], y.tolist())]
+        record["vote_correct"] = [p == t for p, t in zip(majority_vote(votes), y.tolist())]
+        return record
+    record["attacks"] = {}
+    for spec in config.attacks:
+        params = dict(spec.get("params", {}))
+        params.setdefault("num_inference_steps", config.num_inference_steps)
+        seed = unit_seed(config.seed, batch, record["threat"], spec["name"])
+        start = time.time()
+        attack = create_attack(spec["name"], pipe, eps=threat["eps"], norm=threat["norm"], seed=seed, **params)
+        x_adv = attack(x, y)
+        defense.reseed(seed + 1)
+        votes = defense.predict(x_adv, config.votes).tolist()
+        record["attacks"][spec.get("label", spec["name"])] = {
+            "correct": [p == t for p, t in zip(votes[0], y.tolist())],
+            "vote_correct": [p == t for p, t in zip(majority_vote(votes), y.tolist())],
+            "max_abs_perturbation": float((x_adv - x).abs().flatten(1).max(1).values.max()),
+            "seconds": time.time() - start, "params": params,
+            "diagnostics": {k: v for k, v in attack.diagnostics.items()},
+        }
+        if batch == 0 and config.examples:
+            save_example_grid(pipe, defense, x[: config.examples], x_adv[: config.examples], y[: config.examples],
+                              os.path.join(config.output_dir, f"examples_{record['threat']}_{spec.get('label', spec['name'])}.png"))
+    return record
+
+
+def run_evaluation(config: EvalConfig, accelerator=None) -> dict:
+    """Run (or resume) every unit not yet in the store, then write the reports. Returns the summary."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from .data import load_image_dataset, to_tensors
+
+    accelerator = accelerator or Accelerator()
+    os.makedirs(config.output_dir, exist_ok=True)
+    pipe = load_pipeline(config, accelerator.device)
+    dataset = load_image_dataset(config.dataset, split=config.split)
+    if config.num_samples > len(dataset):
+        raise ValueError(f"num_samples={config.num_samples} exceeds the {len(dataset)} images of {config.dataset}/{config.split}")
+    x_all, y_all = to_tensors(dataset, pipe.unet.config.in_channels, indices=range(config.num_samples))
+    done = {(r["batch"], r["threat"]) for r in read_records(config.output_dir)}
+    units = [(b, t) for b in range(-(-config.num_samples // config.batch_size))
+             for t in [None] + list(config.threats) if (b, threat_key(t) if t else "clean") not in done]
+    shard = os.path.join(config.output_dir, f"results.rank{accelerator.process_index}.jsonl")
+    with accelerator.split_between_processes(units) as mine:
+        for batch, threat in tqdm(mine, desc=f"evaluate[{accelerator.process_index}]",
+                                  disable=not accelerator.is_local_main_process):
+            lo, hi = batch * config.batch_size, min((batch + 1) * config.batch_size, config.num_samples)
+            x, y = x_all[lo:hi].to(accelerator.device), y_all[lo:hi].to(accelerator.device)
+            record = evaluate_unit(pipe, config, batch, x, y, list(range(lo, hi)), threat)
+            append_record(shard, record)
+    accelerator.wait_for_everyone()
+    summary = summarize(read_records(config.output_dir), config)
+    if accelerator.is_main_process:
+        from .reports import write_reports
+
+        write_reports(summary, config.output_dir)
+    return summary
+
+
+def summarize(records: List[dict], config: EvalConfig) -> dict:
+    """Per threat: accuracy per attack, worst case per sample, majority vote, diagnostics, warnings."""
+    clean = sorted((r for r in records if r["threat"] == "clean"), key=lambda r: r["batch"])
+    out = {"config": asdict(config), "clean": accuracy([c for r in clean for c in r["correct"]]),
+           "clean_vote": accuracy([c for r in clean for c in r["vote_correct"]]), "threats": {}}
+    for threat in config.threats:
+        key = threat_key(threat)
+        rows = sorted((r for r in records if r["threat"] == key), key=lambda r: r["batch"])
+        if not rows:
+            continue
+        clean_by_batch = {r["batch"]: r["correct"] for r in clean}
+        per_attack: Dict[str, List[bool]] = {}
+        result = {"attacks": {}, "n": sum(len(r["ids"]) for r in rows)}
+        for name in rows[0]["attacks"]:
+            # an attack only counts as failed on a sample that was also correct without attack
+            correct = [bool(c and k) for r in rows for c, k in zip(r["attacks"][name]["correct"], clean_by_batch.get(r["batch"], r["attacks"][name]["correct"]))]
+            per_attack[name] = correct
+            diag = [r["attacks"][name]["diagnostics"] for r in rows]
+            result["attacks"][name] = {
+                **accuracy(correct),
+                "vote": accuracy([c for r in rows for c in r["attacks"][name]["vote_correct"]]),
+                "seconds": sum(r["attacks"][name]["seconds"] for r in rows),
+                "params": rows[0]["attacks"][name]["params"],
+                "grad_l1_mean": _mean([d.get("grad_l1_mean") for d in diag]),
+                "zero_grad_fraction": _mean([d.get("zero_grad_fraction") for d in diag]),
+            }
+        result["worst_case"] = accuracy(worst_case(per_attack))
+        result["warnings"] = _warnings(result["attacks"])
+        out["threats"][key] = result
+    return out
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+GRADIENT_FREE = {"square"}
+
+
+def _warnings(attacks: dict) -> List[str]:
+    warnings = []
+    for name, a in attacks.items():
+        if a["zero_grad_fraction"] is not None and a["zero_grad_fraction"] > 0.5:
+            warnings.append(f"{name}: {a['zero_grad_fraction']:.0%} of samples had an exactly zero input gradient: "
+                            "this attack measured nothing (gradient masking)")
+    free = [a["accuracy"] for n, a in attacks.items() if n in GRADIENT_FREE]
+    for name, a in attacks.items():
+        if name not in GRADIENT_FREE and ATTACKS.get(name, (None, ""))[1] != "classifier" and free and min(free) < a["accuracy"]:
+            warnings.append(f"gradient-free attack beats {name} ({min(free):.1%} < {a['accuracy']:.1%}): "
+                            f"{name}'s gradient is masked or the attack is too weak")
+    return warnings
+
+
+def save_example_grid(pipe, defense, x, x_adv, y, path):
+    """PNG grid: clean | adversarial | purified(adversarial), with predicted labels."""
+    from .reports import image_grid
+
+    with torch.no_grad():
+        purified = defense.purify(x_adv)
+        labels = [pipe.classifier(v).argmax(1).tolist() for v in (x, x_adv, purified)]
+    image_grid([x, x_adv, purified], labels, y.tolist(), ["clean", "adversarial", "purified"], path)

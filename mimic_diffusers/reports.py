@@ -1,0 +1,103 @@
+"""Reports of an evaluation: summary.json, results.md (Markdown table) and PNG plots. Every file is
+written to a temporary name and renamed, so an interrupted run never leaves a half-written report."""
+from __future__ import annotations
+
+import json
+import os
+from typing import List, Sequence
+
+
+def atomic_write(path: str, data, mode: str = "w") -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, mode) as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _pct(a: dict) -> str:
+    return f"{a['accuracy']:.1%} [{a['ci95'][0]:.1%}, {a['ci95'][1]:.1%}]"
+
+
+def markdown_table(summary: dict) -> str:
+    lines = [f"Clean (standard) accuracy through the defense: {_pct(summary['clean'])} (n={summary['clean']['n']}, "
+             f"{summary['config']['num_inference_steps']} steps, majority of {summary['config']['votes']}: "
+             f"{summary['clean_vote']['accuracy']:.1%})", ""]
+    lines += ["| threat | attack | robust acc [95% CI] | vote acc | n | mean abs input grad (L1) | zero-grad frac | params | wall s |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for key, t in summary["threats"].items():
+        for name, a in t["attacks"].items():
+            g = "-" if a["grad_l1_mean"] is None else f"{a['grad_l1_mean']:.3g}"
+            z = "-" if a["zero_grad_fraction"] is None else f"{a['zero_grad_fraction']:.2f}"
+            params = ", ".join(f"{k}={v}" for k, v in a["params"].items())
+            lines.append(f"| {key} | {name} | {_pct(a)} | {a['vote']['accuracy']:.1%} | {a['n']} | {g} | {z} | {params} | {a['seconds']:.0f} |")
+        lines.append(f"| {key} | **worst case** | **{_pct(t['worst_case'])}** | | {t['worst_case']['n']} | | | | |")
+    warnings = [w for t in summary["threats"].values() for w in t["warnings"]]
+    if warnings:
+        lines += ["", "Warnings:"] + [f"- {w}" for w in warnings]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(summary: dict, output_dir: str) -> None:
+    atomic_write(os.path.join(output_dir, "summary.json"), json.dumps(summary, indent=1))
+    atomic_write(os.path.join(output_dir, "results.md"), markdown_table(summary))
+    if summary["threats"]:
+        plot_accuracy_vs_eps(summary, os.path.join(output_dir, "accuracy_vs_eps.png"))
+
+
+def plot_accuracy_vs_eps(summary: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    by_norm = {}
+    for key, t in summary["threats"].items():
+        norm, eps = key.rsplit("-", 1)
+        for name, a in list(t["attacks"].items()) + [("worst case", t["worst_case"])]:
+            by_norm.setdefault((norm, name), []).append((float(eps), a["accuracy"]))
+    for (norm, name), points in sorted(by_norm.items()):
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{name} ({norm})",
+                linewidth=2.5 if name == "worst case" else 1.2)
+    ax.set_xlabel("eps")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def image_grid(rows: Sequence, predictions: List[List[int]], labels: List[int], titles: List[str], path: str) -> None:
+    """One row per image set (tensors (B, C, H, W) in [0, 1]), predicted labels under each image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = rows[0].shape[0]
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.2 * n, 1.35 * len(rows)), squeeze=False)
+    for r, (images, preds) in enumerate(zip(rows, predictions)):
+        for i in range(n):
+            ax = axes[r][i]
+            img = images[i].detach().cpu().permute(1, 2, 0).squeeze(-1).numpy()
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+            ok = preds[i] == labels[i]
+            ax.set_title(f"{preds[i]}", fontsize=8, color="green" if ok else "red")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r][0].set_ylabel(titles[r], fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def _save_figure(fig, path: str) -> None:
+    import matplotlib.pyplot as plt
+
+    tmp = f"{path}.tmp-{os.getpid()}.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
