@@ -116,6 +116,12 @@ def matching_preset(options: dict) -> Optional[str]:
     return None
 
 
+def _details(result: dict) -> str:
+    """Any further keys of a result (e.g. a label histogram), as compact JSON."""
+    extra = {k: v for k, v in result.items() if k not in RESULT_KEYS}
+    return json.dumps(extra, separators=(", ", ": ")) if extra else ""
+
+
 def _cell(value) -> str:
     return str(value).replace("\n", " ").replace("|", "\\|")
 
@@ -152,13 +158,13 @@ def model_card(pipeline_or_folder, results=None, dataset=None, training=None, re
 
     if data["results"]:
         rows = [f"| {_cell(r['metric'])} | {_cell(r['value'])} | {_cell(r['attack'])} | {_cell(r['n'])} | "
-                f"`{_cell(r['command'])}` |" for r in data["results"]]
+                f"`{_cell(r['command'])}` | {_cell(_details(r))} |" for r in data["results"]]
         results_text = "\n".join(
             ["Each number was measured under the attack shown, on `n` test images, by the command shown.", "",
-             "| metric | value | attack | n | command |", "|---|---|---|---|---|", *rows])
+             "| metric | value | attack | n | command | details |", "|---|---|---|---|---|---|", *rows])
     else:
-        results_text = ("No measured results are recorded for this pipeline (no `results.json` in its folder), "
-                        "so this card reports no accuracy numbers.")
+        results_text = ("No measured results are recorded for this pipeline (`results.json` in its folder is "
+                        "missing or empty), so this card reports no accuracy numbers.")
 
     body = f"""# MimicDiffusion adversarial purification
 

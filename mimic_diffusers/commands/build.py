@@ -1,0 +1,110 @@
+"""`build-pipeline`: assemble the ready-to-load folder (Hub layout) from trained models, measure the
+quality bars on the held-out split, and write results.json + the model card."""
+import json
+import os
+import shutil
+import tempfile
+
+
+def add_arguments(p, name):
+    p.add_argument("--unet", required=True, help="folder with the trained UNet2DModel (config.json + safetensors)")
+    p.add_argument("--classifier", required=True, help="folder with the trained TimmClassifier")
+    p.add_argument("--output", required=True, help="pipeline folder to write (replaced atomically)")
+    p.add_argument("--scheduler-options", default="{}", help="JSON overrides of the MimicDiffusionScheduler options")
+    p.add_argument("--measure", action="store_true", help="measure the quality bars on the test split")
+    p.add_argument("--num-samples", type=int, default=1000, help="images for each measurement")
+    p.add_argument("--num-inference-steps", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--training", default="{}", help="JSON with training facts for the model card")
+
+
+def run(args):
+    from diffusers import UNet2DModel
+
+    from ..classifier import TimmClassifier
+    from ..pipeline_mimic_diffusion import MimicDiffusionPipeline
+    from ..scheduling_mimic import MimicDiffusionScheduler
+
+    for flag, path in (("--unet", args.unet), ("--classifier", args.classifier)):
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"{flag} {path!r} is not a folder")
+    try:
+        options, training = json.loads(args.scheduler_options), json.loads(args.training)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--scheduler-options/--training must be JSON objects: {error}") from None
+    pipe = MimicDiffusionPipeline(
+        unet=UNet2DModel.from_pretrained(args.unet, use_safetensors=True),
+        scheduler=MimicDiffusionScheduler(**options),
+        classifier=TimmClassifier.from_pretrained(args.classifier, use_safetensors=True),
+    )
+    results = measure_quality(pipe, args) if args.measure else []
+    parent = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".build-")
+    try:
+        pipe.save_pretrained(tmp)
+        with open(os.path.join(tmp, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+        from ..hub import write_model_card
+
+        write_model_card(tmp, results=results, training=training, overwrite=True)
+        if os.path.isdir(args.output):
+            shutil.rmtree(args.output)
+        os.replace(tmp, args.output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for r in results:
+        print(f"{r['metric']}: {r['value']}  ({r.get('attack', '-')}, n={r.get('n')})")
+    print(f"wrote {args.output}")
+
+
+def measure_quality(pipe, args):
+    """Classifier clean accuracy, unguided sample confidence and label histogram, purified accuracy."""
+    import torch
+
+    from ..data import load_image_dataset, to_tensors
+
+    pipe.set_progress_bar_config(disable=True)
+    x, y = to_tensors(load_image_dataset("mnist5k", split="test"), 1, indices=range(args.num_samples))
+    command = "mimic-diffusers build-pipeline --measure " + f"--num-samples {args.num_samples} --num-inference-steps {args.num_inference_steps}"
+    results = []
+    with torch.no_grad():
+        clean = torch.cat([pipe.classify(x[i:i + 500]).argmax(1) for i in range(0, len(x), 500)])
+    results.append(dict(metric="classifier clean accuracy", value=round(float((clean == y).float().mean()), 4),
+                        attack="none", n=len(x), command=command))
+    # unguided samples: the same scheduler with guidance switched off
+    from ..scheduling_mimic import MimicDiffusionScheduler
+
+    unguided = MimicDiffusionPipeline_like(pipe, MimicDiffusionScheduler.from_config(pipe.scheduler.config, long_range=False, short_range=False))
+    conf, labels = [], []
+    for i in range(0, args.num_samples, args.batch_size):
+        n = min(args.batch_size, args.num_samples - i)
+        gens = [torch.Generator().manual_seed(10_000 + i + k) for k in range(n)]
+        samples = unguided(torch.zeros(n, 1, 28, 28), num_inference_steps=args.num_inference_steps, generator=gens, output_type="pt").images
+        with torch.no_grad():
+            p = pipe.classify(samples).softmax(1)
+        conf.append(p.max(1).values)
+        labels.append(p.argmax(1))
+    conf, labels = torch.cat(conf), torch.cat(labels)
+    results.append(dict(metric="unguided samples: mean max-softmax", value=round(float(conf.mean()), 4), attack="none",
+                        n=len(conf), command=command,
+                        histogram={str(d): int((labels == d).sum()) for d in range(10)}))
+    purified = []
+    for i in range(0, args.num_samples, args.batch_size):
+        xb = x[i:i + args.batch_size]
+        gens = [torch.Generator().manual_seed(20_000 + i + k) for k in range(len(xb))]
+        out = pipe(xb, num_inference_steps=args.num_inference_steps, generator=gens, output_type="pt").images
+        with torch.no_grad():
+            purified.append(pipe.classify(out).argmax(1))
+    purified = torch.cat(purified)
+    results.append(dict(metric="purified standard accuracy (clean test images -> MimicDiffusion -> classifier)",
+                        value=round(float((purified == y).float().mean()), 4), attack="none", n=len(x), command=command))
+    return results
+
+
+def MimicDiffusionPipeline_like(pipe, scheduler):
+    from ..pipeline_mimic_diffusion import MimicDiffusionPipeline
+
+    other = MimicDiffusionPipeline(unet=pipe.unet, scheduler=scheduler, classifier=pipe.classifier)
+    other.set_progress_bar_config(disable=True)
+    return other

@@ -1,0 +1,124 @@
+"""Evaluation loop: metrics, reports, resume after a kill, data parallel over 2 CPU processes."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mimic_diffusers.evaluation import EvalConfig, read_records, run_evaluation
+from mimic_diffusers.metrics import accuracy, majority_vote, wilson_interval, worst_case
+
+from conftest import tiny_pipeline
+
+
+def test_wilson_interval_known_values():
+    assert wilson_interval(0, 10)[0] == 0.0
+    assert wilson_interval(0, 10)[1] == pytest.approx(0.2775, abs=1e-4)
+    low, high = wilson_interval(5, 10)
+    assert (low, high) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
+    assert accuracy([True, False, True, True])["accuracy"] == 0.75
+
+
+def test_majority_vote_and_worst_case():
+    assert majority_vote([[1, 2, 3], [1, 0, 3], [4, 0, 3]]) == [1, 0, 3]
+    assert majority_vote([[1], [2]]) == [1]  # ties: smallest label
+    assert worst_case({"a": [True, True, False], "b": [True, False, True]}) == [True, False, False]
+
+
+@pytest.fixture(scope="module")
+def pipeline_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pipe")
+    tiny_pipeline(size=28).save_pretrained(path)
+    return str(path)
+
+
+def make_config(pipeline_dir, output_dir, **kw):
+    config = dict(pipeline=pipeline_dir, output_dir=str(output_dir), num_samples=6, batch_size=2,
+                  num_inference_steps=4, votes=3, threats=[{"norm": "Linf", "eps": 0.1}, {"norm": "Linf", "eps": 0.3}],
+                  attacks=[{"name": "pgd-classifier", "params": {"steps": 3}},
+                           {"name": "bpda-eot", "params": {"steps": 1}},
+                           {"name": "square", "params": {"n_queries": 3}}], examples=2)
+    config.update(kw)
+    return config
+
+
+def normalized(records):
+    """Records keyed by unit, without timings (which legitimately differ between runs)."""
+    out = {}
+    for r in records:
+        r = json.loads(json.dumps(r))
+        for a in r.get("attacks", {}).values():
+            a.pop("seconds")
+        key = (r["batch"], r["threat"])
+        assert key not in out, f"unit {key} counted twice"
+        out[key] = r
+    return out
+
+
+def test_reports_written(pipeline_dir, tmp_path):
+    summary = run_evaluation(EvalConfig(**make_config(pipeline_dir, tmp_path)).validate())
+    for name in ("summary.json", "results.md", "accuracy_vs_eps.png", "results.rank0.jsonl"):
+        assert os.path.isfile(tmp_path / name), name
+    assert set(summary["threats"]) == {"Linf-0.1", "Linf-0.3"}
+    t = summary["threats"]["Linf-0.1"]
+    assert t["n"] == 6 and t["worst_case"]["accuracy"] <= min(a["accuracy"] for a in t["attacks"].values())
+    assert "worst case" in open(tmp_path / "results.md").read()
+
+
+def test_killed_run_resumes_without_loss_or_double_counting(pipeline_dir, tmp_path):
+    reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
+    run_evaluation(EvalConfig(**make_config(pipeline_dir, reference_dir)).validate())
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(make_config(pipeline_dir, killed_dir)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "mimic_diffusers.cli", "evaluate", "--config", str(config_path)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shard = killed_dir / "results.rank0.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not shard.exists() or shard.read_text().count("\n") < 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = shard.read_text().count("\n")
+    assert 2 <= done_before < 9, "the kill must land mid-run"
+    with open(shard, "a") as f:  # a record torn by the kill mid-write
+        f.write('{"batch": 2, "threat": "Linf-0.3", "ids": [4, ')
+    run_evaluation(EvalConfig.from_file(str(config_path)))
+    assert shard.read_text().endswith("\n")
+    assert normalized(read_records(str(killed_dir))) == normalized(read_records(str(reference_dir)))
+    ref = json.loads((reference_dir / "summary.json").read_text())
+    got = json.loads((killed_dir / "summary.json").read_text())
+    for key in ref["threats"]:
+        for name in ref["threats"][key]["attacks"]:
+            assert got["threats"][key]["attacks"][name]["correct"] == ref["threats"][key]["attacks"][name]["correct"]
+        assert got["threats"][key]["worst_case"] == ref["threats"][key]["worst_case"]
+
+
+def test_data_parallel_two_cpu_processes_match_single_process(pipeline_dir, tmp_path):
+    single, parallel = tmp_path / "single", tmp_path / "parallel"
+    run_evaluation(EvalConfig(**make_config(pipeline_dir, single, attacks=[{"name": "pgd-classifier", "params": {"steps": 2}}])).validate())
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(make_config(pipeline_dir, parallel, attacks=[{"name": "pgd-classifier", "params": {"steps": 2}}])))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+                             "-m", "mimic_diffusers.cli", "evaluate", "--config", str(config_path)],
+                            env=env, capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (parallel / "results.rank0.jsonl").exists() and (parallel / "results.rank1.jsonl").exists()
+    assert normalized(read_records(str(parallel))) == normalized(read_records(str(single)))
+
+
+def test_config_errors(pipeline_dir, tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({**make_config(pipeline_dir, tmp_path), "atacks": []}))
+    with pytest.raises(ValueError, match="unknown options"):
+        EvalConfig.from_file(str(path))
+    with pytest.raises(FileNotFoundError):
+        EvalConfig.from_file(str(tmp_path / "missing.yaml"))
+    for bad, match in [({"attacks": [{"name": "nope"}]}, "unknown attack"), ({"threats": [{"norm": "Linf", "eps": -1}]}, "eps"),
+                       ({"threats": [{"norm": "L7", "eps": 1}]}, "norm"), ({"batch_size": 0}, "batch_size")]:
+        with pytest.raises(ValueError, match=match):
+            EvalConfig(**make_config(pipeline_dir, tmp_path, **bad)).validate()
