@@ -13,7 +13,7 @@ COMMANDS = {
     "train-unet": ("train", "train the DDPM UNet (resumable)"),
     "train-classifier": ("train", "train the timm classifier (resumable)"),
     "build-pipeline": ("build", "assemble a pipeline folder from trained UNet and classifier"),
-    # "bench": ("bench", "speed and memory benchmark (ratios in one run)"),
+    "bench": ("bench", "speed and memory benchmark (ratios in one run)"),
 }
 
 

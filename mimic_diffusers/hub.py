@@ -254,7 +254,7 @@ class MimicHubMixin:
                     variant: Optional[str] = None, results=None, dataset=None, training=None):
         """Upload model_index.json, unet/, scheduler/, classifier/, README.md (and results.json if any).
 
-        Without `results`, the `results.json` of the folder this pipeline was loaded from travels along,
+        README.md is generated from this pipeline. Without `results`, the `results.json` of the folder this pipeline was loaded from travels along,
         provided the guidance options are still the ones it was measured with.
         """
         repo_id = hub_utils.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id

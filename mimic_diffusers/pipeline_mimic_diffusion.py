@@ -36,6 +36,9 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
     _callback_tensor_inputs = ["latents", "x0_hat"]
     preset = "mimic"  # the scheduler recipe used when a non-Mimic scheduler is passed in
 
+    # Speed-ups that keep results identical (tests compare them to the plain path).
+    inference_mode_outside_window = True
+
     def __init__(self, unet: UNet2DModel, scheduler, classifier: Optional[torch.nn.Module] = None):
         super().__init__()
         if not isinstance(scheduler, MimicDiffusionScheduler):
@@ -65,6 +68,17 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
         return super().from_pretrained(path, **kwargs)
 
     # ------------------------------------------------------------------ helpers
+    def enable_channels_last(self):
+        """Store UNet weights channels-last (faster convolutions on many CPUs/GPUs; same results)."""
+        self.unet.to(memory_format=torch.channels_last)
+        return self
+
+    def compile_unet(self, **compile_kwargs):
+        """Opt-in `torch.compile` of the UNet (first call is slow; not used by the attack path's double
+        backward, which compiled graphs do not support)."""
+        self.unet = torch.compile(self.unet, **compile_kwargs)
+        return self
+
     @property
     def size_multiple(self) -> int:
         multiple = 2 ** (len(self.unet.config.down_block_types) - 1)
@@ -95,6 +109,12 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
         """
         needs_grad = self.scheduler.needs_model_gradient(t)
         graph = differentiable and (latents.requires_grad or (reference.requires_grad and self.scheduler.in_window(t)))
+        if not graph and self.inference_mode_outside_window and not self.scheduler.in_window(t):
+            with torch.inference_mode():  # no autograd bookkeeping at all for unguided steps
+                out = self.scheduler.guided_step(self.unet(latents, t).sample, t, latents, variance_noise=variance_noise)
+            return out.prev_sample, out.pred_original_sample
+        if latents.is_inference():  # leaving inference mode: a normal tensor that autograd may use
+            latents = latents.clone()
         if not graph:
             latents = latents.detach().requires_grad_(needs_grad)
         elif needs_grad and not latents.requires_grad:
@@ -178,6 +198,8 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
                 variance_noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
                 reference_noise = (randn_tensor(shape, generator=generator, device=device, dtype=dtype)
                                    if needs_reference_noise and self.scheduler.in_window(t) else None)
+                if latents.is_inference() and differentiable:
+                    latents = latents.clone()  # checkpoint saves its inputs: no inference tensors there
                 args = (latents, reference, variance_noise, reference_noise, t, differentiable, abs_fn)
                 if differentiable and checkpoint_steps and (latents.requires_grad or reference.requires_grad):
                     latents, x0_hat = checkpoint(self._denoise_step, *args, use_reentrant=False)
@@ -188,6 +210,8 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
                     outputs = callback_on_step_end(self, i, t, {k: local[k] for k in names}) or {}
                     latents = outputs.get("latents", latents)
 
+        if latents.is_inference():
+            latents = latents.clone()
         with grad_context:
             images = ((latents + 1) / 2).clamp(0, 1)  # [-1, 1] -> [0, 1]
         self.maybe_free_model_hooks()

@@ -32,7 +32,8 @@ PIPELINE_FILES = {
 RESULTS = [
     {"metric": "robust_accuracy", "value": 0.6875, "attack": "BPDA+EOT Linf eps=0.3", "n": 64,
      "command": "mimic-diffusers evaluate --attack bpda --eps 0.3 | tee log"},
-    {"metric": "clean_accuracy", "value": 0.9375, "attack": "none", "n": 64, "command": "mimic-diffusers evaluate"},
+    {"metric": "clean_accuracy", "value": 0.9375, "attack": "none", "n": 64, "command": "mimic-diffusers evaluate",
+     "histogram": {"0": 30, "1": 34}},
 ]
 
 
@@ -156,8 +157,8 @@ def test_results_printed_with_attack_and_command(pipe, hub):
     rows = [line for line in readme.splitlines() if line.startswith("| robust") or line.startswith("| clean")]
     assert rows == [
         "| robust_accuracy | 0.6875 | BPDA+EOT Linf eps=0.3 | 64 | "
-        "`mimic-diffusers evaluate --attack bpda --eps 0.3 \\| tee log` |",
-        "| clean_accuracy | 0.9375 | none | 64 | `mimic-diffusers evaluate` |",
+        "`mimic-diffusers evaluate --attack bpda --eps 0.3 \\| tee log` |  |",
+        '| clean_accuracy | 0.9375 | none | 64 | `mimic-diffusers evaluate` | {"histogram": {"0": 30, "1": 34}} |',
     ]
 
 

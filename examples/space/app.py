@@ -215,6 +215,8 @@ def describe(outcome: Outcome, source_note: str, attack: str, eps: float, steps:
     if attack != NO_ATTACK:
         linf = float((outcome.adversarial - outcome.clean).abs().max())
         lines.append(f"Attack: {attack}, eps = {eps:g}, {ATTACK_STEPS} steps (L-inf distance to clean: {linf:.3f}).")
+        if attack == PGD:
+            lines.append("PGD sees only the bare classifier, never the purifier: it is not an adaptive attack.")
     if outcome.trajectory:
         ts = ", ".join(str(t) for t, _ in outcome.trajectory)
         lines.append(f"Purified with {steps} steps; guided steps (x0_hat strip, left to right): t = {ts}.")

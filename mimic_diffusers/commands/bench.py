@@ -1,0 +1,37 @@
+"""`bench`: speed (ratios in one run) and peak memory of purification and of one exact gradient."""
+import json
+import os
+
+
+def add_arguments(p, name):
+    p.add_argument("--pipeline", help="pipeline folder (default: the shipped pipelines/mnist-mimic)")
+    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 64])
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--gradient-steps", type=int, nargs="+", default=[10, 50, 100])
+    p.add_argument("--gradient-batch", type=int, default=8)
+    p.add_argument("--output-dir", default="benchmarks/results")
+
+
+def _cuda():
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def run(args):
+    from ..benchmark import markdown, run_benchmark
+    from ..defaults import resolve_pipeline
+    from ..reports import atomic_write
+
+    if min(args.batch_sizes) < 1 or args.steps < 1 or args.repeats < 1:
+        raise ValueError("--batch-sizes, --steps and --repeats must be >= 1")
+    result = run_benchmark(resolve_pipeline(args.pipeline), args.device, tuple(args.batch_sizes), args.steps,
+                           args.repeats, gradient_steps=tuple(args.gradient_steps), gradient_batch=args.gradient_batch)
+    os.makedirs(args.output_dir, exist_ok=True)
+    tag = "cuda" if args.device.startswith("cuda") else "cpu"
+    atomic_write(os.path.join(args.output_dir, f"bench-{tag}.json"), json.dumps(result, indent=1))
+    table = markdown(result)
+    atomic_write(os.path.join(args.output_dir, f"bench-{tag}.md"), table)
+    print(table)
