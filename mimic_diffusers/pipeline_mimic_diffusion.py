@@ -20,6 +20,7 @@ from torch.utils.checkpoint import checkpoint
 from .guidance import make_abs
 from .hub import MimicHubMixin
 from .image_io import postprocess, to_image_tensor
+from .resources import check_fits
 from .scheduling_mimic import MimicDiffusionScheduler
 
 
@@ -38,6 +39,9 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
 
     # Speed-ups that keep results identical (tests compare them to the plain path).
     inference_mode_outside_window = True
+    # Batched kernels sum in a batch-size dependent order (~1e-6 differences); per-sample UNet calls
+    # make a result bit-identical whatever batch it is in, at the cost of batching speed.
+    batch_invariant = False
 
     def __init__(self, unet: UNet2DModel, scheduler, classifier: Optional[torch.nn.Module] = None):
         super().__init__()
@@ -72,6 +76,16 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
         """Store UNet weights channels-last (faster convolutions on many CPUs/GPUs; same results)."""
         self.unet.to(memory_format=torch.channels_last)
         return self
+
+    def enable_batch_invariance(self, enabled: bool = True):
+        """Bit-identical outputs across batch compositions (UNet called per sample; slower)."""
+        self.batch_invariant = enabled
+        return self
+
+    def _unet(self, latents, t):
+        if self.batch_invariant and latents.shape[0] > 1:
+            return torch.cat([self.unet(latents[i:i + 1], t).sample for i in range(latents.shape[0])])
+        return self.unet(latents, t).sample
 
     def compile_unet(self, **compile_kwargs):
         """Opt-in `torch.compile` of the UNet (first call is slow; not used by the attack path's double
@@ -111,7 +125,7 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
         graph = differentiable and (latents.requires_grad or (reference.requires_grad and self.scheduler.in_window(t)))
         if not graph and self.inference_mode_outside_window and not self.scheduler.in_window(t):
             with torch.inference_mode():  # no autograd bookkeeping at all for unguided steps
-                out = self.scheduler.guided_step(self.unet(latents, t).sample, t, latents, variance_noise=variance_noise)
+                out = self.scheduler.guided_step(self._unet(latents, t), t, latents, variance_noise=variance_noise)
             return out.prev_sample, out.pred_original_sample
         if latents.is_inference():  # leaving inference mode: a normal tensor that autograd may use
             latents = latents.clone()
@@ -123,7 +137,7 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
         # here, so a checkpointed step recomputes under the same kernel).
         attention = sdpa_kernel(SDPBackend.MATH) if graph else contextlib.nullcontext()
         with torch.set_grad_enabled(graph or needs_grad), attention:
-            model_output = self.unet(latents, t).sample
+            model_output = self._unet(latents, t)
             out = self.scheduler.guided_step(
                 model_output, t, latents, reference=reference, variance_noise=variance_noise,
                 reference_noise=reference_noise, create_graph=graph, abs_fn=abs_fn,
@@ -184,6 +198,8 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.purification_timesteps()
+        graph_steps = len(timesteps) if differentiable and not checkpoint_steps else 1
+        check_fits(self.unet, shape[0], shape[2], shape[3], device, graph_steps)
         noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
         if self.scheduler.config.purification_start >= 1:
             latents = noise  # MimicDiffusion: x_T ~ N(0, I), x_adv enters only through the guidance
