@@ -2,8 +2,6 @@
 quality bars on the held-out split, and write results.json + the model card."""
 import json
 import os
-import shutil
-import tempfile
 
 
 def add_arguments(p, name):
@@ -19,11 +17,7 @@ def add_arguments(p, name):
 
 
 def run(args):
-    from diffusers import UNet2DModel
-
-    from ..classifier import TimmClassifier
-    from ..pipeline_mimic_diffusion import MimicDiffusionPipeline
-    from ..scheduling_mimic import MimicDiffusionScheduler
+    from ..assemble import assemble_pipeline, save_pipeline_folder
 
     for flag, path in (("--unet", args.unet), ("--classifier", args.classifier)):
         if not os.path.isdir(path):
@@ -32,27 +26,9 @@ def run(args):
         options, training = json.loads(args.scheduler_options), json.loads(args.training)
     except json.JSONDecodeError as error:
         raise ValueError(f"--scheduler-options/--training must be JSON objects: {error}") from None
-    pipe = MimicDiffusionPipeline(
-        unet=UNet2DModel.from_pretrained(args.unet, use_safetensors=True),
-        scheduler=MimicDiffusionScheduler(**options),
-        classifier=TimmClassifier.from_pretrained(args.classifier, use_safetensors=True),
-    )
+    pipe = assemble_pipeline(args.unet, args.classifier, options)
     results = measure_quality(pipe, args) if args.measure else []
-    parent = os.path.dirname(os.path.abspath(args.output))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".build-")
-    try:
-        pipe.save_pretrained(tmp)
-        with open(os.path.join(tmp, "results.json"), "w") as f:
-            json.dump(results, f, indent=1)
-        from ..hub import write_model_card
-
-        write_model_card(tmp, results=results, training=training, overwrite=True)
-        if os.path.isdir(args.output):
-            shutil.rmtree(args.output)
-        os.replace(tmp, args.output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    save_pipeline_folder(pipe, args.output, results=results, training=training, dataset="mnist5k")
     for r in results:
         print(f"{r['metric']}: {r['value']}  ({r.get('attack', '-')}, n={r.get('n')})")
     print(f"wrote {args.output}")
