@@ -48,6 +48,11 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
         if not isinstance(scheduler, MimicDiffusionScheduler):
             scheduler = MimicDiffusionScheduler.from_preset(self.preset, base_config=scheduler.config)
         self.register_modules(unet=unet, scheduler=scheduler, classifier=classifier)
+        # Guidance and attacks need input gradients only: frozen weights save the weight-gradient work
+        # and the activations kept for it.
+        for module in (unet, classifier):
+            if module is not None:
+                module.requires_grad_(False)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):

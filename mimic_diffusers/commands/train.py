@@ -4,7 +4,7 @@ import json
 from ..training import TrainConfig, train_classifier, train_unet
 
 DEFAULTS = {
-    "train-unet": dict(max_steps=6000, learning_rate=1e-3, warmup_steps=200, weight_decay=0.0, batch_size=64),
+    "train-unet": dict(max_steps=4000, learning_rate=1e-3, warmup_steps=200, weight_decay=0.0, batch_size=64),
     "train-classifier": dict(max_steps=3000, learning_rate=2e-3, warmup_steps=100, weight_decay=0.05, batch_size=64),
 }
 
