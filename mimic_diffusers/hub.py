@@ -45,6 +45,7 @@ MIMIC_OPTIONS = {
     "step_size_rule": "how the guidance step size depends on t",
     "guidance_scale": "scale of the step size rule (null = the rule's default)",
     "guidance_space": "x0: guide the predicted clean image; xt: guide the noisy sample (GDMP)",
+    "guidance_reference_steps": "step sizes are for this many steps; other step counts rescale them so the total pull does not depend on T (null: fixed per step)",
 }
 
 DATASETS = {

@@ -81,12 +81,13 @@ class MimicDiffusionScheduler(DDIMScheduler):
         step_size_rule: str = "paper",
         guidance_scale: Optional[float] = None,
         guidance_space: str = "x0",
+        guidance_reference_steps: Optional[int] = 100,
     ):
         validate_guidance_options(
             eta=eta, purification_start=purification_start, guidance_window_start=guidance_window_start,
             guidance_window_end=guidance_window_end, distance=distance, sr_direction=sr_direction,
             sr_factor=sr_factor, step_size_rule=step_size_rule, guidance_scale=guidance_scale,
-            guidance_space=guidance_space,
+            guidance_space=guidance_space, guidance_reference_steps=guidance_reference_steps,
         )
         super().__init__(
             num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
@@ -136,6 +137,18 @@ class MimicDiffusionScheduler(DDIMScheduler):
             )
         return steps
 
+    def effective_guidance_scale(self) -> float:
+        """The rule's scale times reference_steps / num_inference_steps: the guidance acts like a drift
+        over diffusion time, so T=20 steps (stride 50) get 5x the per-step pull of T=100 (stride 10) and
+        the total pull does not depend on T. With `guidance_reference_steps=None` the per-step size is
+        fixed whatever T (the paper's and the authors' code, which only ran T=100)."""
+        scale = self.config.guidance_scale
+        scale = DEFAULT_SCALES[self.config.step_size_rule] if scale is None else scale
+        reference = self.config.guidance_reference_steps
+        if reference is None or self.num_inference_steps is None:
+            return scale
+        return scale * reference / self.num_inference_steps
+
     def alpha_bar(self, timestep) -> float:
         return float(self.alphas_cumprod[int(timestep)])
 
@@ -166,7 +179,7 @@ class MimicDiffusionScheduler(DDIMScheduler):
             alpha_bar=self.alpha_bar(timestep), distance=self.config.distance, long_range=self.config.long_range,
             short_range=self.config.short_range, sr_factor=self.config.sr_factor,
             sr_direction=self.config.sr_direction, step_size_rule=self.config.step_size_rule,
-            guidance_scale=self.config.guidance_scale, abs_fn=abs_fn,
+            guidance_scale=self.effective_guidance_scale(), abs_fn=abs_fn,
         )
         if self.config.guidance_space == "x0":
             if not sample.requires_grad or not x0_hat.requires_grad:
@@ -205,6 +218,9 @@ def validate_guidance_options(**o):
             raise ValueError(f"{name} must be one of {allowed}, got {o[name]!r}")
     if not (isinstance(o["sr_factor"], int) and o["sr_factor"] >= 1):
         raise ValueError(f"sr_factor must be an integer >= 1, got {o['sr_factor']!r}")
+    reference = o["guidance_reference_steps"]
+    if reference is not None and not (isinstance(reference, int) and reference >= 1):
+        raise ValueError(f"guidance_reference_steps must be None or an integer >= 1, got {reference!r}")
     scale = o["guidance_scale"]
     if scale is not None and not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale >= 0):
         raise ValueError(f"guidance_scale must be None (rule default {DEFAULT_SCALES}) or a finite number >= 0, got {scale!r}")

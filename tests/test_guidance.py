@@ -104,3 +104,16 @@ def test_guidance_loss_is_batch_independent():
         x1 = x0[:1].detach().requires_grad_(True)
         (g_one,) = torch.autograd.grad(guidance_loss(x1, y[:1], alpha_bar=0.3, step_size_rule=rule), x1)
         torch.testing.assert_close(g_all[:1], g_one)
+
+
+def test_guidance_scales_with_the_stride_unless_disabled():
+    s = MimicDiffusionScheduler(guidance_scale=2.0)
+    s.set_timesteps(100)
+    assert s.effective_guidance_scale() == 2.0
+    s.set_timesteps(20)
+    assert s.effective_guidance_scale() == pytest.approx(10.0)
+    fixed = MimicDiffusionScheduler(guidance_scale=2.0, guidance_reference_steps=None)
+    fixed.set_timesteps(20)
+    assert fixed.effective_guidance_scale() == 2.0
+    with pytest.raises(ValueError, match="guidance_reference_steps"):
+        MimicDiffusionScheduler(guidance_reference_steps=0)
