@@ -1,0 +1,51 @@
+"""Attack budget curves: robust accuracy of the shipped defense as the attack budget grows (an attack is
+only as good as the lowest number it finds). One purification per evaluation, same images and seeds.
+
+    python benchmarks/tune_attacks.py --num-images 32 --eps 0.3 --steps 20
+"""
+import argparse
+import json
+import time
+
+import torch
+
+from mimic_diffusers.attacks import PurifyThenClassify, create_attack
+from mimic_diffusers.data import load_image_dataset, to_tensors
+from mimic_diffusers.evaluation import EvalConfig, load_pipeline
+from mimic_diffusers.reports import atomic_write
+
+GRID = [
+    ("bpda-eot", {"steps": 5}), ("bpda-eot", {"steps": 20}), ("bpda-eot", {"steps": 20, "eot": 4}),
+    ("exact-pgd-eot", {"steps": 5, "tau": 0.05}), ("exact-pgd-eot", {"steps": 20, "tau": 0.05}),
+    ("exact-pgd-eot", {"steps": 5, "tau": 0.5}), ("exact-pgd-eot", {"steps": 20, "tau": 0.5}),
+    ("exact-pgd-eot", {"steps": 20, "tau": 0.5, "sign_surrogate": "tanh"}),
+    ("exact-pgd-eot", {"steps": 20, "tau": 0.5, "gradient_steps": 10}),
+]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--pipeline", default="pipelines/mnist-mimic")
+    p.add_argument("--num-images", type=int, default=32)
+    p.add_argument("--eps", type=float, default=0.3)
+    p.add_argument("--steps", type=int, default=20, help="purification steps")
+    p.add_argument("--output", default="benchmarks/results/attack-tuning.json")
+    args = p.parse_args()
+    pipe = load_pipeline(EvalConfig(pipeline=args.pipeline, output_dir=""))
+    x, y = to_tensors(load_image_dataset("mnist5k", split="test"), 1, indices=range(args.num_images))
+    defense = PurifyThenClassify(pipe, num_inference_steps=args.steps)
+    rows = []
+    for name, params in GRID:
+        start = time.time()
+        attack = create_attack(name, pipe, eps=args.eps, seed=1, num_inference_steps=args.steps, **params)
+        x_adv = attack(x, y)
+        defense.reseed(7)
+        acc = float((defense.predict(x_adv)[0] == y).float().mean())
+        rows.append({"attack": name, "params": params, "robust_accuracy": acc, "seconds": round(time.time() - start, 1),
+                     "grad_l1_mean": attack.diagnostics.get("grad_l1_mean")})
+        print(json.dumps(rows[-1]), flush=True)
+        atomic_write(args.output, json.dumps({"num_images": args.num_images, "eps": args.eps, "steps": args.steps, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
