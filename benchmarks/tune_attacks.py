@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from mimic_diffusers.attacks import PurifyThenClassify, create_attack
+from mimic_diffusers.attacks import PurifyThenClassify, create_attack, gradient_diagnostics
 from mimic_diffusers.data import load_image_dataset, to_tensors
 from mimic_diffusers.evaluation import EvalConfig, load_pipeline
 from mimic_diffusers.reports import atomic_write
@@ -35,6 +35,10 @@ def main():
     x, y = to_tensors(load_image_dataset("mnist5k", split="test"), 1, indices=range(args.num_images))
     defense = PurifyThenClassify(pipe, num_inference_steps=args.steps)
     rows = []
+    for mode in ("autograd", "bpda", "exact"):  # what each gradient mode sees at the clean inputs
+        d = gradient_diagnostics(PurifyThenClassify(pipe, gradient=mode, num_inference_steps=args.steps), x, y)
+        rows.append({"gradient_mode": mode, **d})
+        print(json.dumps(rows[-1]), flush=True)
     for name, params in GRID:
         start = time.time()
         attack = create_attack(name, pipe, eps=args.eps, seed=1, num_inference_steps=args.steps, **params)

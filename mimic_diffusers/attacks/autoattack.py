@@ -31,5 +31,9 @@ class AutoAttackAdapter:
         self.batch_size, self.diagnostics = batch_size, {}
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from .defense import gradient_diagnostics
+
+        # what AutoAttack's gradient steps see at the clean input (zero => masked, the attack measures nothing)
+        self.diagnostics = gradient_diagnostics(self.attack.model, x, y)
         x_adv, _ = self.attack.run_standard_evaluation(x, y, batch_size=self.batch_size)
         return x_adv.detach()
