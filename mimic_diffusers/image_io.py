@@ -79,6 +79,8 @@ def to_image_tensor(
     b, c, h, w = x.shape
     if b == 0:
         raise ValueError(f"{name}: empty batch, expected at least one image")
+    if h == 0 or w == 0:
+        raise ValueError(f"{name}: empty image of size {h}x{w}, expected a positive height and width")
     if c != channels:
         raise ValueError(f"{name}: expected {channels} channel(s) for this UNet, got {c} (shape {tuple(x.shape)})")
     if sizes is not None and (h, w) != tuple(sizes):
