@@ -2,6 +2,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -103,7 +104,10 @@ def test_data_parallel_two_cpu_processes_match_single_process(pipeline_dir, tmp_
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(make_config(pipeline_dir, parallel, attacks=[{"name": "pgd-classifier", "params": {"steps": 2}}])))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+    with socket.socket() as sock:  # a free port: a fixed one can collide with another run
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", port,
                              "-m", "mimic_diffusers.cli", "evaluate", "--config", str(config_path)],
                             env=env, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-2000:]
