@@ -22,6 +22,13 @@ MODES = {
     "every-step": dict(guidance_window_start=1.0, guidance_window_end=0.0),
     "diffpure": dict(preset="diffpure"),
 }
+# Opt-in speed-ups of (b), timed with `--speedups` (same scheduler, same steps as "mimic").
+SPEEDUPS = {
+    "mimic+channels_last": lambda pipe, device: pipe.enable_channels_last(),
+    "mimic+compile": lambda pipe, device: pipe.compile_unet(),
+    "mimic+autocast": lambda pipe, device: pipe.enable_autocast(
+        torch.float16 if str(device).startswith("cuda") else torch.bfloat16),
+}
 
 
 def build(pipeline_path: str, mode: str, device: str):
@@ -120,17 +127,21 @@ def machine() -> dict:
 
 
 def run_benchmark(pipeline_path: str, device: str = "cpu", batches=(1, 8, 64), steps: int = 100, repeats: int = 2,
-                  memory_steps=(10, 100), gradient_steps=(10, 50, 100), gradient_batch: int = 8) -> dict:
+                  memory_steps=(10, 100), gradient_steps=(10, 50, 100), gradient_batch: int = 8,
+                  speedups: bool = False) -> dict:
     result = {"machine": machine(), "device": device, "steps": steps, "timing": {}, "memory": {}, "exact_gradient": {}}
-    for mode in MODES:
-        pipe = build(pipeline_path, mode, device)
+    modes = list(MODES) + (list(SPEEDUPS) if speedups else [])
+    for mode in modes:
+        pipe = build(pipeline_path, mode.split("+")[0], device)
         pipe.set_progress_bar_config(disable=True)
+        if mode in SPEEDUPS:
+            SPEEDUPS[mode](pipe, device)
         for batch in batches:
             seconds = time_purification(pipe, batch, steps, repeats, device)
             result["timing"][f"{mode}/b{batch}"] = {"seconds": seconds, "images_per_s": batch / seconds}
     for batch in batches:
         floor = result["timing"][f"unguided/b{batch}"]["seconds"]
-        for mode in MODES:
+        for mode in modes:
             result["timing"][f"{mode}/b{batch}"]["ratio_to_unguided"] = result["timing"][f"{mode}/b{batch}"]["seconds"] / floor
     for T in memory_steps:
         result["memory"][f"mimic/T{T}"] = run_in_subprocess(pipeline_path, {"kind": "purify", "mode": "mimic", "batch": 64, "steps": T}, device)

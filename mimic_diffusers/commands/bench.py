@@ -12,6 +12,8 @@ def add_arguments(p, name):
     p.add_argument("--gradient-steps", type=int, nargs="+", default=[10, 50, 100])
     p.add_argument("--gradient-batch", type=int, default=8)
     p.add_argument("--output-dir", default="benchmarks/results")
+    p.add_argument("--speedups", action="store_true", help="also time channels_last, torch.compile and autocast")
+    p.add_argument("--skip-memory", action="store_true", help="timing only (no memory or exact-gradient cases)")
 
 
 def _cuda():
@@ -28,9 +30,10 @@ def run(args):
     if min(args.batch_sizes) < 1 or args.steps < 1 or args.repeats < 1:
         raise ValueError("--batch-sizes, --steps and --repeats must be >= 1")
     result = run_benchmark(resolve_pipeline(args.pipeline), args.device, tuple(args.batch_sizes), args.steps,
-                           args.repeats, gradient_steps=tuple(args.gradient_steps), gradient_batch=args.gradient_batch)
+                           args.repeats, gradient_steps=() if args.skip_memory else tuple(args.gradient_steps), gradient_batch=args.gradient_batch,
+                           speedups=args.speedups, memory_steps=() if args.skip_memory else (10, 100))
     os.makedirs(args.output_dir, exist_ok=True)
-    tag = "cuda" if args.device.startswith("cuda") else "cpu"
+    tag = ("cuda" if args.device.startswith("cuda") else "cpu") + ("-speedups" if args.speedups else "")
     atomic_write(os.path.join(args.output_dir, f"bench-{tag}.json"), json.dumps(result, indent=1))
     table = markdown(result)
     atomic_write(os.path.join(args.output_dir, f"bench-{tag}.md"), table)
