@@ -175,6 +175,10 @@ def run_evaluation(config: EvalConfig, accelerator=None) -> dict:
     done = {(r["batch"], r["threat"]) for r in read_records(config.output_dir)}
     units = [(b, t) for b in range(-(-config.num_samples // config.batch_size))
              for t in [None] + list(config.threats) if (b, threat_key(t) if t else "clean") not in done]
+    # Every process must split the SAME unit list: without this barrier a process that starts late
+    # sees units another one has already finished, splits a shorter list, and a unit falls between
+    # the two splits (seen: one (batch, threat) missing from a 2-process run).
+    accelerator.wait_for_everyone()
     shard = os.path.join(config.output_dir, f"results.rank{accelerator.process_index}.jsonl")
     with accelerator.split_between_processes(units) as mine:
         for batch, threat in tqdm(mine, desc=f"evaluate[{accelerator.process_index}]",

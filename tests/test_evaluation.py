@@ -98,17 +98,36 @@ def test_killed_run_resumes_without_loss_or_double_counting(pipeline_dir, tmp_pa
         assert got["threats"][key]["worst_case"] == ref["threats"][key]["worst_case"]
 
 
+LATE_RANK_LAUNCHER = """
+import os, sys, time
+import mimic_diffusers.evaluation as evaluation
+from mimic_diffusers.cli import main
+first_read, read_records = [True], evaluation.read_records
+def late_read(output_dir):  # rank 1 reaches its first read of the store late (a slow start)
+    if os.environ.get("RANK") == "1" and first_read:
+        first_read.clear()
+        time.sleep(6)
+    return read_records(output_dir)
+evaluation.read_records = late_read
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_data_parallel_two_cpu_processes_match_single_process(pipeline_dir, tmp_path):
+    """Rank 1 starts reading the store 6 s late, by which time rank 0 alone could finish its units:
+    every unit must still be run exactly once (a barrier keeps both ranks on the same unit list)."""
     single, parallel = tmp_path / "single", tmp_path / "parallel"
     run_evaluation(EvalConfig(**make_config(pipeline_dir, single, attacks=[{"name": "pgd-classifier", "params": {"steps": 2}}])).validate())
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(make_config(pipeline_dir, parallel, attacks=[{"name": "pgd-classifier", "params": {"steps": 2}}])))
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(LATE_RANK_LAUNCHER)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
     with socket.socket() as sock:  # a free port: a fixed one can collide with another run
         sock.bind(("127.0.0.1", 0))
         port = str(sock.getsockname()[1])
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", port,
-                             "-m", "mimic_diffusers.cli", "evaluate", "--config", str(config_path)],
+                             str(launcher), "evaluate", "--config", str(config_path)],
                             env=env, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (parallel / "results.rank0.jsonl").exists() and (parallel / "results.rank1.jsonl").exists()
