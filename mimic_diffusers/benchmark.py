@@ -164,10 +164,12 @@ def markdown(result: dict) -> str:
     for key, t in result["timing"].items():
         mode, batch = key.split("/")
         lines.append(f"| {mode} | {batch[1:]} | {t['seconds']:.2f} | {t['images_per_s']:.2f} | {t['ratio_to_unguided']:.2f} |")
-    lines += ["", "| purification memory (batch 64) | peak MB above baseline | seconds |", "|---|---|---|"]
+    if result["memory"]:
+        lines += ["", "| purification memory (batch 64) | peak MB above baseline | seconds |", "|---|---|---|"]
     for key, r in result["memory"].items():
         lines.append(f"| {key} | {r['peak_mb_above_baseline']:.0f} | {r['seconds']:.1f} |")
-    lines += ["", "| one exact gradient through the chain | peak MB above baseline | seconds |", "|---|---|---|"]
+    if result["exact_gradient"]:
+        lines += ["", "| one exact gradient through the chain | peak MB above baseline | seconds |", "|---|---|---|"]
     for key, r in result["exact_gradient"].items():
         if "error" in r:
             lines.append(f"| {key} | failed: {r['error'][-80:]!r} | |")

@@ -1,5 +1,4 @@
 """The shipped pipeline folder loads and the main job (`mimic-diffusers demo`) runs end to end."""
-import json
 import os
 import subprocess
 import sys
@@ -7,6 +6,7 @@ import sys
 import torch
 
 from mimic_diffusers import MimicDiffusionPipeline, MimicDiffusionScheduler, TimmClassifier
+from mimic_diffusers.hub import load_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(ROOT, "pipelines", "mnist-mimic")
@@ -18,8 +18,9 @@ def test_shipped_folder_loads_with_all_components():
     files = [os.path.join(r, f) for r, _, fs in os.walk(SHIPPED) for f in fs]
     assert sum(os.path.getsize(f) for f in files) < 30 * 2**20
     assert not any(f.endswith((".bin", ".pt", ".pkl", ".ckpt")) for f in files)
-    results = json.load(open(os.path.join(SHIPPED, "results.json")))
-    assert {r["metric"] for r in results} >= {"classifier clean accuracy"}
+    results = load_results(folder=SHIPPED)  # validates every line: metric, value, attack, n, command
+    assert {r["metric"] for r in results["results"]} >= {"classifier clean accuracy"}
+    assert results["dataset"] == "mnist5k" and results["training"]
     card = open(os.path.join(SHIPPED, "README.md")).read()
     assert "library_name: mimic-diffusers" in card and "classifier clean accuracy" in card
     x = torch.rand(2, 1, 28, 28)

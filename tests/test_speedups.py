@@ -64,3 +64,15 @@ def test_autocast_is_opt_in_and_bounded_on_the_smooth_path():
 def test_autocast_rejects_bad_dtype():
     with pytest.raises(ValueError, match="enable_autocast: dtype"):
         tiny_pipeline().enable_autocast(torch.float64)
+
+
+def test_benchmark_reports_every_mode_as_a_ratio_to_the_unguided_floor(tmp_path):
+    from mimic_diffusers.benchmark import MODES, markdown, run_benchmark
+
+    tiny_pipeline().save_pretrained(tmp_path)
+    result = run_benchmark(str(tmp_path), "cpu", batches=(2,), steps=20, repeats=1, memory_steps=(), gradient_steps=())
+    assert set(result["timing"]) == {f"{mode}/b2" for mode in MODES}
+    assert result["timing"]["unguided/b2"]["ratio_to_unguided"] == 1.0
+    assert all(t["seconds"] > 0 and t["images_per_s"] > 0 for t in result["timing"].values())
+    table = markdown(result)
+    assert "| mimic | 2 |" in table and "memory" not in table  # no empty sections

@@ -1,0 +1,53 @@
+"""Record an evaluation's numbers in a pipeline folder's `results.json` and regenerate its model card.
+
+Each robust-accuracy line carries its attack (with parameters) and the command that measured it.
+Lines recorded earlier by the same command are replaced; other lines are kept.
+
+    python benchmarks/record_results.py runs/eval/mnist-default/summary.json --pipeline pipelines/mnist-mimic \
+        --command "mimic-diffusers evaluate --config configs/mnist-default.yaml (T=100, first 64 test images)"
+"""
+import argparse
+import json
+import os
+
+from mimic_diffusers.hub import write_model_card
+from mimic_diffusers.reports import atomic_write
+
+
+def results_from_summary(summary: dict, command: str) -> list:
+    rows = []
+    for key, threat in summary["threats"].items():
+        for name, a in threat["attacks"].items():
+            params = ", ".join(f"{k}={v}" for k, v in a["params"].items())
+            rows.append({"metric": f"robust accuracy {key}", "value": round(a["accuracy"], 4),
+                         "attack": f"{name} ({params})", "n": a["n"], "command": command})
+        rows.append({"metric": f"robust accuracy {key}, worst case per sample", "value": round(threat["worst_case"]["accuracy"], 4),
+                     "attack": "worst case over all attacks above", "n": threat["worst_case"]["n"], "command": command})
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("summary")
+    p.add_argument("--pipeline", required=True)
+    p.add_argument("--command", required=True)
+    p.add_argument("--rename-command", nargs=2, metavar=("OLD", "NEW"), action="append", default=[],
+                   help="rewrite the command text of earlier lines (e.g. a renamed config file)")
+    args = p.parse_args()
+    with open(args.summary) as f:
+        summary = json.load(f)
+    path = os.path.join(args.pipeline, "results.json")
+    data = json.load(open(path)) if os.path.exists(path) else []
+    data = {"results": data} if isinstance(data, list) else data  # a dict also keeps dataset/training facts
+    for row in data["results"]:
+        for old, new in args.rename_command:
+            row["command"] = row["command"].replace(old, new)
+    kept = [r for r in data["results"] if r["command"] != args.command]
+    data["results"] = kept + results_from_summary(summary, args.command)
+    atomic_write(path, json.dumps(data, indent=1))
+    write_model_card(args.pipeline, overwrite=True)
+    print(f"{path}: {len(kept)} kept, {len(summary['threats'])} threats recorded; model card regenerated")
+
+
+if __name__ == "__main__":
+    main()
