@@ -71,7 +71,7 @@ def main():
         start = time.time()
         robust = []
         for i in range(0, args.bpda_images, args.batch_size):
-            xb, yb = x[i:min(i + args.batch_size, args.bpda_images)], y[i:min(i + args.batch_size, args.bpda_images)]
+            xb, yb = x[:args.bpda_images][i:i + args.batch_size], y[:args.bpda_images][i:i + args.batch_size]
             attack = create_attack("bpda-eot", pipe, eps=args.eps, seed=1 + i, num_inference_steps=steps,
                                    steps=args.bpda_steps, eot=args.bpda_eot)
             x_adv = attack(xb, yb)

@@ -29,9 +29,9 @@ def run(args):
 
     if min(args.batch_sizes) < 1 or args.steps < 1 or args.repeats < 1:
         raise ValueError("--batch-sizes, --steps and --repeats must be >= 1")
+    cases = dict(memory_steps=(), gradient_steps=()) if args.skip_memory else dict(gradient_steps=tuple(args.gradient_steps))
     result = run_benchmark(resolve_pipeline(args.pipeline), args.device, tuple(args.batch_sizes), args.steps,
-                           args.repeats, gradient_steps=() if args.skip_memory else tuple(args.gradient_steps), gradient_batch=args.gradient_batch,
-                           speedups=args.speedups, memory_steps=() if args.skip_memory else (10, 100))
+                           args.repeats, gradient_batch=args.gradient_batch, speedups=args.speedups, **cases)
     os.makedirs(args.output_dir, exist_ok=True)
     tag = ("cuda" if args.device.startswith("cuda") else "cpu") + ("-speedups" if args.speedups else "")
     atomic_write(os.path.join(args.output_dir, f"bench-{tag}.json"), json.dumps(result, indent=1))
