@@ -5,6 +5,9 @@ scored on `--eval-purifications` independent purifications (mean accuracy: less 
     python benchmarks/tune_attacks.py --num-images 32 --eps 0.3 --steps 20
     python benchmarks/tune_attacks.py --num-images 32 --eps 0.3 --steps 20 --eval-purifications 4 \
         --grid '[["bpda-eot", {"steps": 20, "eot": 8}]]' --output benchmarks/results/attack-tuning-eot.json
+    # the exact-attack study (benchmarks/results/exact-attack-study-t100.json), one row of it:
+    python benchmarks/tune_attacks.py --num-images 32 --eps 0.3 --steps 100 --eval-purifications 2 --skip-diagnostics \
+        --grid '[["exact-pgd-eot", {"steps": 10, "tau": 0.5, "guidance_feedback": false, "loss": "margin"}]]'
 """
 import argparse
 import json

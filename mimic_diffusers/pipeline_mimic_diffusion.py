@@ -140,7 +140,8 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
             isinstance(images01, torch.Tensor) and images01.requires_grad) else images01
         return self.classifier(x.to(self._execution_device))
 
-    def _denoise_step(self, latents, reference, variance_noise, reference_noise, t, differentiable, abs_fn):
+    def _denoise_step(self, latents, reference, variance_noise, reference_noise, t, differentiable, abs_fn,
+                      guidance_feedback=True):
         """One reverse step: UNet forward once, scheduler step, guidance inside the window.
 
         Purification: the guided steps differentiate w.r.t. a detached x_t only (input gradient, no
@@ -164,6 +165,8 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
         # here, so a checkpointed step recomputes under the same kernel).
         attention = sdpa_kernel(SDPBackend.MATH) if graph else contextlib.nullcontext()
         with torch.set_grad_enabled(graph or needs_grad), attention:
+            if graph and not guidance_feedback and self.scheduler.in_window(t):
+                return self._step_without_feedback(latents, reference, variance_noise, reference_noise, t, abs_fn)
             model_output = self._unet(latents, t)
             out = self.scheduler.guided_step(
                 model_output, t, latents, reference=reference, variance_noise=variance_noise,
@@ -172,6 +175,19 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
         if graph:
             return out.prev_sample, out.pred_original_sample
         return out.prev_sample.detach(), out.pred_original_sample.detach()
+
+    def _step_without_feedback(self, latents, reference, variance_noise, reference_noise, t, abs_fn):
+        """A guided step whose graph keeps g's dependence on the reference (second order, through the UNet)
+        but not on x_t: the chain sees the unguided step's Jacobian plus dg/dy. Attack option only: with
+        the sign surrogate, the feedback term d g / d x_t is the linearisation of a bang-bang pull and can
+        explode (see README); this costs one more UNet forward per guided step."""
+        chain = self.scheduler.guided_step(self._unet(latents, t), t, latents, variance_noise=variance_noise)
+        leaf = latents.detach().requires_grad_(True)
+        guided = self.scheduler.guided_step(
+            self._unet(leaf, t), t, leaf, reference=reference, variance_noise=variance_noise,
+            reference_noise=reference_noise, create_graph=True, abs_fn=abs_fn,
+        )
+        return chain.prev_sample + guided.guidance, chain.pred_original_sample
 
     # ------------------------------------------------------------------ the loop
     @torch.no_grad()
@@ -186,6 +202,7 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
         sign_surrogate: Optional[str] = None,
         surrogate_tau: float = 0.05,
         checkpoint_steps: bool = False,
+        guidance_feedback: bool = True,
         callback_on_step_end: Optional[Callable] = None,
         callback_on_step_end_tensor_inputs: Optional[List[str]] = None,
     ):
@@ -199,6 +216,8 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
             differentiable: keep the graph from input to output (attacks); implies output_type 'pt'.
             sign_surrogate: None (exact sign, purification), 'ste' or 'tanh' (attack derivative of |.|).
             checkpoint_steps: with `differentiable`, recompute each step in backward (memory O(T) states).
+            guidance_feedback: with `differentiable`, keep the guidance's derivative w.r.t. x_t in the graph
+                (True: the exact chain). False keeps only its derivative w.r.t. the input (an attack option).
             callback_on_step_end: fn(pipe, step_index, timestep, {name: tensor}) -> dict, after each step.
         """
         if not (isinstance(num_inference_steps, int) and 1 <= num_inference_steps <= self.scheduler.config.num_train_timesteps):
@@ -243,7 +262,7 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
                                    if needs_reference_noise and self.scheduler.in_window(t) else None)
                 if latents.is_inference() and differentiable:
                     latents = latents.clone()  # checkpoint saves its inputs: no inference tensors there
-                args = (latents, reference, variance_noise, reference_noise, t, differentiable, abs_fn)
+                args = (latents, reference, variance_noise, reference_noise, t, differentiable, abs_fn, guidance_feedback)
                 if differentiable and checkpoint_steps and (latents.requires_grad or reference.requires_grad):
                     latents, x0_hat = checkpoint(self._denoise_step, *args, use_reentrant=False)
                 else:

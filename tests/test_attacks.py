@@ -40,11 +40,12 @@ def accuracy(model, x, y):
 @pytest.mark.parametrize("make", [
     lambda m: PGDEOT(m, eps=0.3, norm="Linf", steps=10, eot=2),
     lambda m: PGDEOT(m, eps=3.0, norm="L2", steps=10),
+    lambda m: PGDEOT(m, eps=0.3, norm="Linf", steps=10, loss="margin"),
     lambda m: Square(m, eps=0.3, n_queries=200),
     lambda m: CWL2(m, c=10.0, steps=30, lr=0.05),
     lambda m: AutoAttackAdapter(m, eps=0.3, version="standard", n_iter=10, n_queries=50, n_target_classes=2),
     lambda m: AutoAttackAdapter(m, eps=0.3, version="rand", n_iter=10, eot=2),
-], ids=["pgd-linf", "pgd-l2", "square", "cw", "autoattack-standard", "autoattack-rand"])
+], ids=["pgd-linf", "pgd-l2", "pgd-margin", "square", "cw", "autoattack-standard", "autoattack-rand"])
 def test_attack_lowers_accuracy_of_undefended_model(undefended, make):
     model, x, y = undefended
     assert accuracy(model, x, y) == 1.0
@@ -94,6 +95,30 @@ def test_exact_gradient_matches_finite_differences():
     assert g.abs().sum() > 0
 
 
+def test_guidance_feedback_cut_keeps_forward_and_input_path():
+    """guidance_feedback=False changes only the graph: outputs are identical; with one guided step
+    (nothing downstream for the cut feedback to act on) the input gradient equals the exact one, with
+    several guided steps it differs."""
+    pipe = tiny_pipeline(clip_sample=False, step_size_rule="constant", guidance_scale=30.0)
+    pipe.unet.double()
+    x = torch.rand(2, 1, 16, 16, dtype=torch.float64, generator=gen(3))
+    w = torch.randn(x.shape, dtype=torch.float64, generator=gen(4))
+
+    def grad_and_out(steps, feedback):
+        xg = x.clone().requires_grad_(True)
+        out = pipe(xg, num_inference_steps=steps, generator=gen(0), output_type="pt", differentiable=True,
+                   sign_surrogate="ste", surrogate_tau=0.5, checkpoint_steps=True, guidance_feedback=feedback).images
+        return torch.autograd.grad((out * w).sum(), xg)[0], out.detach()
+
+    (g_full, out_full), (g_cut, out_cut) = grad_and_out(5, True), grad_and_out(5, False)
+    assert [bool(pipe.scheduler.in_window(t)) for t in pipe.scheduler.purification_timesteps()].count(True) == 1
+    torch.testing.assert_close(out_cut, out_full)
+    torch.testing.assert_close(g_cut, g_full)
+    (g_full, out_full), (g_cut, out_cut) = grad_and_out(10, True), grad_and_out(10, False)
+    torch.testing.assert_close(out_cut, out_full)
+    assert g_cut.abs().sum() > 0 and not torch.allclose(g_cut, g_full)
+
+
 def test_create_attack_rejects_bad_input():
     pipe = tiny_pipeline()
     with pytest.raises(ValueError, match="unknown attack"):
@@ -106,3 +131,7 @@ def test_create_attack_rejects_bad_input():
         create_attack("bpda-eot", pipe, eps=0.1, n_queries=10)
     with pytest.raises(ValueError, match="gradient"):
         PurifyThenClassify(pipe, gradient="magic")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        create_attack("bpda-eot", pipe, eps=0.1, loss="hinge")
+    with pytest.raises(ValueError, match="guidance_feedback must be True or False"):
+        create_attack("exact-pgd-eot", pipe, eps=0.1, guidance_feedback="no")

@@ -25,7 +25,8 @@ ATTACKS = {
     "square": (Square, "autograd", {}),
     "cw-l2": (CWL2, "bpda", {}),
 }
-DEFENSE_OPTIONS = ("num_inference_steps", "gradient_steps", "sign_surrogate", "tau", "checkpoint_steps", "gradient")
+DEFENSE_OPTIONS = ("num_inference_steps", "gradient_steps", "sign_surrogate", "tau", "checkpoint_steps", "gradient",
+                   "guidance_feedback")
 
 
 def create_attack(name: str, pipe, eps: float, norm: str = "Linf", seed: int = 0, **params):

@@ -25,16 +25,26 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return correct - other.max(1).values
 
 
+# The loss each iteration ascends: cross-entropy, or minus the margin (Carlini-Wagner), whose gradient
+# does not vanish when the softmax saturates on a confidently classified sample.
+LOSSES = {
+    "ce": lambda logits, y: F.cross_entropy(logits, y, reduction="sum"),
+    "margin": lambda logits, y: -margin(logits, y).sum(),
+}
+
+
 class PGDEOT:
     def __init__(self, model, eps: float, norm: str = "Linf", steps: int = 20, step_size: float = None,
-                 eot: int = 1, random_start: bool = True, seed: int = 0):
+                 eot: int = 1, random_start: bool = True, seed: int = 0, loss: str = "ce"):
         if norm not in ("Linf", "L2"):
             raise ValueError(f"norm must be 'Linf' or 'L2', got {norm!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
         if eps < 0 or steps < 1 or eot < 1:
             raise ValueError(f"need eps >= 0, steps >= 1 and eot >= 1, got eps={eps}, steps={steps}, eot={eot}")
         self.model, self.eps, self.norm, self.steps, self.eot = model, eps, norm, steps, eot
         self.step_size = step_size if step_size is not None else 2.5 * eps / steps
-        self.random_start, self.seed = random_start, seed
+        self.random_start, self.seed, self.loss = random_start, seed, LOSSES[loss]
         self.diagnostics = {}
 
     def _loss_grad(self, x, y):
@@ -43,7 +53,7 @@ class PGDEOT:
             xi = x.detach().requires_grad_(True)
             with torch.enable_grad():
                 logits = self.model(xi)
-                loss = F.cross_entropy(logits, y, reduction="sum")
+                loss = self.loss(logits, y)
                 grad += torch.autograd.grad(loss, xi, allow_unused=True, materialize_grads=True)[0]
             score += margin(logits.detach(), y)
         return grad / self.eot, score / self.eot
