@@ -24,6 +24,25 @@ from .resources import check_fits
 from .scheduling_mimic import MimicDiffusionScheduler
 
 
+class _GuidanceOfReference(torch.autograd.Function):
+    """g(x_t, y) as a function of the reference y only; backward recomputes it with a graph to y (second
+    order through the UNet), so a step keeps two small tensors instead of the UNet's activations."""
+
+    @staticmethod
+    def forward(ctx, reference, x_t, guidance):
+        ctx.save_for_backward(reference, x_t)
+        ctx.guidance = guidance
+        return guidance(x_t, reference.detach(), False).detach()
+
+    @staticmethod
+    def backward(ctx, grad_g):
+        reference, x_t = ctx.saved_tensors
+        with torch.enable_grad():
+            ref = reference.detach().requires_grad_(True)
+            (grad_ref,) = torch.autograd.grad(ctx.guidance(x_t, ref, True), ref, grad_g)
+        return grad_ref, None, None
+
+
 class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
     r"""Purify images with MimicDiffusion, or with a baseline recipe held in the scheduler config.
 
@@ -179,15 +198,21 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
     def _step_without_feedback(self, latents, reference, variance_noise, reference_noise, t, abs_fn):
         """A guided step whose graph keeps g's dependence on the reference (second order, through the UNet)
         but not on x_t: the chain sees the unguided step's Jacobian plus dg/dy. Attack option only: with
-        the sign surrogate, the feedback term d g / d x_t is the linearisation of a bang-bang pull and can
-        explode (see README); this costs one more UNet forward per guided step."""
+        the sign surrogate, the feedback term d g / d x_t linearises a bang-bang pull (README, "Why the exact
+        attack was weak"). Costs one more UNet forward per guided step; `_GuidanceOfReference` recomputes g
+        in backward, so no UNet activations are kept per step."""
         chain = self.scheduler.guided_step(self._unet(latents, t), t, latents, variance_noise=variance_noise)
-        leaf = latents.detach().requires_grad_(True)
-        guided = self.scheduler.guided_step(
-            self._unet(leaf, t), t, leaf, reference=reference, variance_noise=variance_noise,
-            reference_noise=reference_noise, create_graph=True, abs_fn=abs_fn,
-        )
-        return chain.prev_sample + guided.guidance, chain.pred_original_sample
+
+        def guidance(x_t, ref, create_graph):
+            leaf = x_t.detach().requires_grad_(True)
+            with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
+                return self.scheduler.guided_step(
+                    self._unet(leaf, t), t, leaf, reference=ref, variance_noise=variance_noise,
+                    reference_noise=reference_noise, create_graph=create_graph, abs_fn=abs_fn,
+                ).guidance
+
+        g = _GuidanceOfReference.apply(reference, latents.detach(), guidance)
+        return chain.prev_sample + g, chain.pred_original_sample
 
     # ------------------------------------------------------------------ the loop
     @torch.no_grad()

@@ -104,10 +104,10 @@ def test_guidance_feedback_cut_keeps_forward_and_input_path():
     x = torch.rand(2, 1, 16, 16, dtype=torch.float64, generator=gen(3))
     w = torch.randn(x.shape, dtype=torch.float64, generator=gen(4))
 
-    def grad_and_out(steps, feedback):
+    def grad_and_out(steps, feedback, checkpoint=True):
         xg = x.clone().requires_grad_(True)
         out = pipe(xg, num_inference_steps=steps, generator=gen(0), output_type="pt", differentiable=True,
-                   sign_surrogate="ste", surrogate_tau=0.5, checkpoint_steps=True, guidance_feedback=feedback).images
+                   sign_surrogate="ste", surrogate_tau=0.5, checkpoint_steps=checkpoint, guidance_feedback=feedback).images
         return torch.autograd.grad((out * w).sum(), xg)[0], out.detach()
 
     (g_full, out_full), (g_cut, out_cut) = grad_and_out(5, True), grad_and_out(5, False)
@@ -117,6 +117,7 @@ def test_guidance_feedback_cut_keeps_forward_and_input_path():
     (g_full, out_full), (g_cut, out_cut) = grad_and_out(10, True), grad_and_out(10, False)
     torch.testing.assert_close(out_cut, out_full)
     assert g_cut.abs().sum() > 0 and not torch.allclose(g_cut, g_full)
+    torch.testing.assert_close(grad_and_out(10, False, checkpoint=False)[0], g_cut)  # recomputing g changes no number
 
 
 def test_create_attack_rejects_bad_input():

@@ -66,3 +66,18 @@ def test_unknown_preset_and_call_arguments():
         pipe(x, num_inference_steps=2, sign_surrogate="cube")
     with pytest.raises(TypeError):
         pipe(x, num_inference_steps=2, not_an_option=1)
+
+
+def test_evaluate_eps_filter_names_the_missing_eps(tmp_path, capsys):
+    """`evaluate --eps` runs a subset of the config's threats; an eps the config lacks is a clear error
+    before any work starts (no output folder is created)."""
+    import os
+
+    from mimic_diffusers.cli import main
+
+    out = tmp_path / "eval"
+    config = os.path.join(os.path.dirname(__file__), "..", "configs", "mnist-smoke.yaml")
+    code = main(["evaluate", "--config", config, "--eps", "0.7", "--output-dir", str(out)])
+    assert code == 2
+    assert "--eps [0.7]: not among the config's threat eps [0.3]" in capsys.readouterr().err
+    assert not out.exists()

@@ -7,6 +7,7 @@ def add_arguments(p, name):
     p.add_argument("--output-dir", help="overrides the config's output_dir")
     p.add_argument("--num-samples", type=int, help="overrides the config's num_samples")
     p.add_argument("--pipeline", help="overrides the config's pipeline folder or Hub id")
+    p.add_argument("--eps", type=float, nargs="+", help="run only the config's threats with these eps values")
 
 
 def run(args):
@@ -15,6 +16,12 @@ def run(args):
 
     config = EvalConfig.from_file(args.config, output_dir=args.output_dir, num_samples=args.num_samples,
                                   pipeline=args.pipeline)
+    if args.eps:
+        threats = [t for t in config.threats if any(abs(t["eps"] - e) < 1e-9 for e in args.eps)]
+        missing = [e for e in args.eps if not any(abs(t["eps"] - e) < 1e-9 for t in config.threats)]
+        if missing:
+            raise ValueError(f"--eps {missing}: not among the config's threat eps {[t['eps'] for t in config.threats]}")
+        config.threats = threats
     if not os.path.isdir(config.pipeline) and os.path.exists(config.pipeline):
         raise ValueError(f"pipeline {config.pipeline!r} is not a folder")
     summary = run_evaluation(config)
