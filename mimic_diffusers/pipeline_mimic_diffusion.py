@@ -24,22 +24,23 @@ from .resources import check_fits
 from .scheduling_mimic import MimicDiffusionScheduler
 
 
-class _GuidanceOfReference(torch.autograd.Function):
-    """g(x_t, y) as a function of the reference y only; backward recomputes it with a graph to y (second
-    order through the UNet), so a step keeps two small tensors instead of the UNet's activations."""
+class _ReferencePath(torch.autograd.Function):
+    """Zero in forward; in backward, the vector-Jacobian product of the guidance g(x_t, y) w.r.t. the
+    reference y only (second order through the UNet, recomputed here), so a step keeps two small tensors
+    instead of the UNet's activations. Added to a step whose value already contains g."""
 
     @staticmethod
     def forward(ctx, reference, x_t, guidance):
         ctx.save_for_backward(reference, x_t)
         ctx.guidance = guidance
-        return guidance(x_t, reference.detach(), False).detach()
+        return torch.zeros_like(x_t)
 
     @staticmethod
     def backward(ctx, grad_g):
         reference, x_t = ctx.saved_tensors
         with torch.enable_grad():
             ref = reference.detach().requires_grad_(True)
-            (grad_ref,) = torch.autograd.grad(ctx.guidance(x_t, ref, True), ref, grad_g)
+            (grad_ref,) = torch.autograd.grad(ctx.guidance(x_t, ref), ref, grad_g)
         return grad_ref, None, None
 
 
@@ -183,36 +184,37 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
         # Fused attention kernels have no double backward: a graph step uses the math kernel (entered
         # here, so a checkpointed step recomputes under the same kernel).
         attention = sdpa_kernel(SDPBackend.MATH) if graph else contextlib.nullcontext()
+        # guidance_feedback=False (attack option): the step's graph keeps dg/dy but not dg/dx_t. g's value
+        # comes from this step's own UNet call (as in purification); its y-path is added by `_ReferencePath`.
+        cut_feedback = graph and not guidance_feedback and self.scheduler.in_window(t)
         with torch.set_grad_enabled(graph or needs_grad), attention:
-            if graph and not guidance_feedback and self.scheduler.in_window(t):
-                return self._step_without_feedback(latents, reference, variance_noise, reference_noise, t, abs_fn)
             model_output = self._unet(latents, t)
             out = self.scheduler.guided_step(
-                model_output, t, latents, reference=reference, variance_noise=variance_noise,
-                reference_noise=reference_noise, create_graph=graph, abs_fn=abs_fn,
+                model_output, t, latents, reference=reference.detach() if cut_feedback else reference,
+                variance_noise=variance_noise, reference_noise=reference_noise,
+                create_graph=graph and not cut_feedback, retain_graph=cut_feedback, abs_fn=abs_fn,
             )
+        if cut_feedback:
+            reference_path = self._reference_path(latents, reference, variance_noise, reference_noise, t, abs_fn)
+            return out.prev_sample + reference_path, out.pred_original_sample
         if graph:
             return out.prev_sample, out.pred_original_sample
         return out.prev_sample.detach(), out.pred_original_sample.detach()
 
-    def _step_without_feedback(self, latents, reference, variance_noise, reference_noise, t, abs_fn):
-        """A guided step whose graph keeps g's dependence on the reference (second order, through the UNet)
-        but not on x_t: the chain sees the unguided step's Jacobian plus dg/dy. Attack option only: with
-        the sign surrogate, the feedback term d g / d x_t linearises a bang-bang pull (README, "Why the exact
-        attack was weak"). Costs one more UNet forward per guided step; `_GuidanceOfReference` recomputes g
-        in backward, so no UNet activations are kept per step."""
-        chain = self.scheduler.guided_step(self._unet(latents, t), t, latents, variance_noise=variance_noise)
+    def _reference_path(self, latents, reference, variance_noise, reference_noise, t, abs_fn):
+        """Zero-valued term carrying dg/dy of this guided step (README, "Why the exact attack was weak":
+        with the sign surrogate, the dropped feedback term dg/dx_t linearises a bang-bang pull). Its
+        backward costs one more UNet forward and backward per guided step."""
 
-        def guidance(x_t, ref, create_graph):
+        def guidance(x_t, ref):
             leaf = x_t.detach().requires_grad_(True)
             with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
                 return self.scheduler.guided_step(
                     self._unet(leaf, t), t, leaf, reference=ref, variance_noise=variance_noise,
-                    reference_noise=reference_noise, create_graph=create_graph, abs_fn=abs_fn,
+                    reference_noise=reference_noise, create_graph=True, abs_fn=abs_fn,
                 ).guidance
 
-        g = _GuidanceOfReference.apply(reference, latents.detach(), guidance)
-        return chain.prev_sample + g, chain.pred_original_sample
+        return _ReferencePath.apply(reference, latents.detach(), guidance)
 
     # ------------------------------------------------------------------ the loop
     @torch.no_grad()

@@ -164,11 +164,13 @@ class MimicDiffusionScheduler(DDIMScheduler):
         generator=None,
         create_graph: bool = False,
         abs_fn: Callable = torch.abs,
+        retain_graph: bool = False,
     ) -> MimicSchedulerOutput:
         """x_{t-1} = DDIM/DDPM step + g, with g = -grad_{x_t} guidance_loss inside the window.
 
         In x0 space `model_output` must have been computed from `sample` with autograd on: the gradient
-        flows through the UNet. `create_graph=True` keeps the graph of g (exact-gradient attacks).
+        flows through the UNet. `create_graph=True` keeps the graph of g (exact-gradient attacks);
+        `retain_graph=True` only keeps the UNet's graph alive for a later backward through the chain.
         """
         out = self.step(model_output, timestep, sample, eta=self.config.eta, generator=generator,
                         variance_noise=variance_noise)
@@ -185,7 +187,7 @@ class MimicDiffusionScheduler(DDIMScheduler):
             if not sample.requires_grad or not x0_hat.requires_grad:
                 raise RuntimeError("guided_step in x0 space needs model_output computed from sample with grad enabled")
             loss = guidance_loss(x0_hat, reference, **options)
-            (grad,) = torch.autograd.grad(loss, sample, create_graph=create_graph)
+            (grad,) = torch.autograd.grad(loss, sample, create_graph=create_graph, retain_graph=create_graph or retain_graph)
         else:
             if reference_noise is None:
                 raise ValueError("guidance_space='xt' needs reference_noise to diffuse the reference")
@@ -194,7 +196,7 @@ class MimicDiffusionScheduler(DDIMScheduler):
             x = sample if sample.requires_grad else sample.detach().requires_grad_(True)
             with torch.enable_grad():
                 loss = guidance_loss(x, reference_t, **options)
-                (grad,) = torch.autograd.grad(loss, x, create_graph=create_graph)
+                (grad,) = torch.autograd.grad(loss, x, create_graph=create_graph, retain_graph=create_graph or retain_graph)
         return MimicSchedulerOutput(prev_sample=prev - grad, pred_original_sample=x0_hat, guidance=-grad)
 
 
