@@ -3,14 +3,18 @@
 Work is cut into units (batch, threat). Each finished unit is appended to this process's JSONL shard
 as ONE line in one write (flushed and fsynced); on start, every shard is read, a torn last line is
 cut off, and finished units are skipped, so a killed run resumes without losing or double counting a
-sample. Every unit reseeds the defense from (seed, batch, threat, attack): results do not depend on
-which process ran it or on resumes. Attacks live in `attacks/`; this module only schedules them.
+sample. An attack added to the config later runs only where its results are missing (one more record
+per unit, merged on reading), so a store grows across sessions: more samples, more attacks. Every
+attack reseeds the defense from (seed, batch, threat, attack): results do not depend on which process
+ran it, on resumes, or on which other attacks share the run. Attacks live in `attacks/`; this module
+only schedules them.
 """
 from __future__ import annotations
 
 import glob
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -72,6 +76,16 @@ class EvalConfig:
         return self
 
 
+    def select_eps(self, eps_values) -> "EvalConfig":
+        """Keep only the threats with these eps values; an eps the config lacks is an error."""
+        available = [t["eps"] for t in self.threats]
+        missing = [e for e in eps_values if not any(math.isclose(e, a) for a in available)]
+        if missing:
+            raise ValueError(f"--eps {missing}: not among the config's threat eps {available}")
+        self.threats = [t for t in self.threats if any(math.isclose(t["eps"], e) for e in eps_values)]
+        return self
+
+
 def threat_key(threat: dict) -> str:
     return f"{threat['norm']}-{threat['eps']:g}"
 
@@ -95,6 +109,29 @@ def read_records(output_dir: str) -> List[dict]:
                 f.truncate(len(complete))
         records.extend(json.loads(line) for line in complete.decode().splitlines() if line.strip())
     return records
+
+
+def merge_records(records: List[dict]) -> Dict[tuple, dict]:
+    """(batch, threat) -> one record whose `attacks` joins those of every record of that unit
+    (an attack added to the config later is stored in a record of its own)."""
+    merged: Dict[tuple, dict] = {}
+    for r in records:
+        key = (r["batch"], r["threat"])
+        if key not in merged:
+            merged[key] = {**r, "attacks": dict(r.get("attacks", {}))} if "attacks" in r else dict(r)
+        else:
+            merged[key]["attacks"].update(r.get("attacks", {}))
+    return merged
+
+
+def attack_label(spec: dict) -> str:
+    return spec.get("label", spec["name"])
+
+
+def attack_params(spec: dict, config: "EvalConfig") -> dict:
+    params = dict(spec.get("params", {}))
+    params.setdefault("num_inference_steps", config.num_inference_steps)
+    return params
 
 
 def append_record(path: str, record: dict) -> None:
@@ -125,37 +162,42 @@ def load_pipeline(config: EvalConfig, device=None):
     return pipe.to(device) if device is not None else pipe
 
 
-def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optional[dict]) -> dict:
-    """One batch under one threat (or clean when threat is None) -> a JSON-able record."""
+def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optional[dict], attacks=None) -> dict:
+    """One batch under one threat (or clean when threat is None) -> a JSON-able record.
+    `attacks`: the attack specs to run (default: all of the config's)."""
     record = {"batch": batch, "threat": threat_key(threat) if threat else "clean", "ids": ids, "labels": y.tolist()}
     defense = PurifyThenClassify(pipe, num_inference_steps=config.num_inference_steps)
     if threat is None:
         defense.reseed(unit_seed(config.seed, batch, "clean"))
-        votes = defense.predict(x, config.votes).tolist()
-        record["correct"] = [p == t for p, t in zip(votes[0], y.tolist())]
-        record["vote_correct"] = [p == t for p, t in zip(majority_vote(votes), y.tolist())]
+        record.update(score_votes(defense.predict(x, config.votes).tolist(), y.tolist()))
         return record
     record["attacks"] = {}
-    for spec in config.attacks:
-        params = dict(spec.get("params", {}))
-        params.setdefault("num_inference_steps", config.num_inference_steps)
+    for spec in config.attacks if attacks is None else attacks:
+        params = attack_params(spec, config)
         seed = unit_seed(config.seed, batch, record["threat"], spec["name"])
         start = time.time()
         attack = create_attack(spec["name"], pipe, eps=threat["eps"], norm=threat["norm"], seed=seed, **params)
         x_adv = attack(x, y)
         defense.reseed(seed + 1)
-        votes = defense.predict(x_adv, config.votes).tolist()
-        record["attacks"][spec.get("label", spec["name"])] = {
-            "correct": [p == t for p, t in zip(votes[0], y.tolist())],
-            "vote_correct": [p == t for p, t in zip(majority_vote(votes), y.tolist())],
+        record["attacks"][attack_label(spec)] = {
+            **score_votes(defense.predict(x_adv, config.votes).tolist(), y.tolist()),
             "max_abs_perturbation": float((x_adv - x).abs().flatten(1).max(1).values.max()),
             "seconds": time.time() - start, "params": params,
             "diagnostics": {k: v for k, v in attack.diagnostics.items()},
         }
         if batch == 0 and config.examples:
             save_example_grid(pipe, defense, x[: config.examples], x_adv[: config.examples], y[: config.examples],
-                              os.path.join(config.output_dir, f"examples_{record['threat']}_{spec.get('label', spec['name'])}.png"))
+                              os.path.join(config.output_dir, f"examples_{record['threat']}_{attack_label(spec)}.png"))
     return record
+
+
+def score_votes(votes: List[List[int]], labels: List[int]) -> dict:
+    """votes[k][i]: label of sample i in purification k. `correct` scores the first purification,
+    `vote_correct` the majority, `all_correct` every one of the K (DiffBreak's reading: an attack that
+    fools any purification has won, as it would on a user who purifies until the label changes)."""
+    return {"correct": [p == t for p, t in zip(votes[0], labels)],
+            "vote_correct": [p == t for p, t in zip(majority_vote(votes), labels)],
+            "all_correct": [all(v[i] == t for v in votes) for i, t in enumerate(labels)]}
 
 
 def run_evaluation(config: EvalConfig, accelerator=None) -> dict:
@@ -172,20 +214,18 @@ def run_evaluation(config: EvalConfig, accelerator=None) -> dict:
     if config.num_samples > len(dataset):
         raise ValueError(f"num_samples={config.num_samples} exceeds the {len(dataset)} images of {config.dataset}/{config.split}")
     x_all, y_all = to_tensors(dataset, pipe.unet.config.in_channels, indices=range(config.num_samples))
-    done = {(r["batch"], r["threat"]) for r in read_records(config.output_dir)}
-    units = [(b, t) for b in range(-(-config.num_samples // config.batch_size))
-             for t in [None] + list(config.threats) if (b, threat_key(t) if t else "clean") not in done]
+    units = pending_units(config, merge_records(read_records(config.output_dir)))
     # Every process must split the SAME unit list: without this barrier a process that starts late
     # sees units another one has already finished, splits a shorter list, and a unit falls between
     # the two splits (seen: one (batch, threat) missing from a 2-process run).
     accelerator.wait_for_everyone()
     shard = os.path.join(config.output_dir, f"results.rank{accelerator.process_index}.jsonl")
     with accelerator.split_between_processes(units) as mine:
-        for batch, threat in tqdm(mine, desc=f"evaluate[{accelerator.process_index}]",
-                                  disable=not accelerator.is_local_main_process):
+        for batch, threat, attacks in tqdm(mine, desc=f"evaluate[{accelerator.process_index}]",
+                                           disable=not accelerator.is_local_main_process):
             lo, hi = batch * config.batch_size, min((batch + 1) * config.batch_size, config.num_samples)
             x, y = x_all[lo:hi].to(accelerator.device), y_all[lo:hi].to(accelerator.device)
-            record = evaluate_unit(pipe, config, batch, x, y, list(range(lo, hi)), threat)
+            record = evaluate_unit(pipe, config, batch, x, y, list(range(lo, hi)), threat, attacks)
             append_record(shard, record)
     accelerator.wait_for_everyone()
     summary = summarize(read_records(config.output_dir), config)
@@ -196,33 +236,71 @@ def run_evaluation(config: EvalConfig, accelerator=None) -> dict:
     return summary
 
 
+def pending_units(config: EvalConfig, stored: Dict[tuple, dict]) -> List[tuple]:
+    """(batch, threat or None, attack specs to run) for every unit with results missing. A store made
+    with other batches or other attack parameters under the same label is an error, not silently mixed."""
+    units = []
+    for batch in range(-(-config.num_samples // config.batch_size)):
+        ids = list(range(batch * config.batch_size, min((batch + 1) * config.batch_size, config.num_samples)))
+        for threat in [None] + list(config.threats):
+            record = stored.get((batch, threat_key(threat) if threat else "clean"))
+            if record is not None and record["ids"] != ids:
+                raise ValueError(f"output_dir {config.output_dir!r} holds batch {batch} with samples {record['ids'][0]}.."
+                                 f"{record['ids'][-1]}, but batch_size={config.batch_size}, num_samples={config.num_samples} "
+                                 f"make it {ids[0]}..{ids[-1]}: keep the store's batch_size or use another output_dir")
+            if threat is None:
+                if record is None:
+                    units.append((batch, None, None))
+                continue
+            done = record["attacks"] if record else {}
+            for spec in config.attacks:
+                label = attack_label(spec)
+                if label in done and json.loads(json.dumps(attack_params(spec, config))) != done[label]["params"]:
+                    raise ValueError(f"output_dir {config.output_dir!r} holds results of attack {label!r} with params "
+                                     f"{done[label]['params']}, but the config gives {attack_params(spec, config)}: "
+                                     "give the new setting its own 'label' or use another output_dir")
+            missing = [spec for spec in config.attacks if attack_label(spec) not in done]
+            if missing:
+                units.append((batch, threat, missing))
+    return units
+
+
 def summarize(records: List[dict], config: EvalConfig) -> dict:
     """Per threat: accuracy per attack, worst case per sample, majority vote, diagnostics, warnings."""
-    clean = sorted((r for r in records if r["threat"] == "clean"), key=lambda r: r["batch"])
+    merged = merge_records(records)
+    clean = sorted((r for r in merged.values() if r["threat"] == "clean"), key=lambda r: r["batch"])
     out = {"config": asdict(config), "clean": accuracy([c for r in clean for c in r["correct"]]),
            "clean_vote": accuracy([c for r in clean for c in r["vote_correct"]]), "threats": {}}
     for threat in config.threats:
         key = threat_key(threat)
-        rows = sorted((r for r in records if r["threat"] == key), key=lambda r: r["batch"])
+        rows = sorted((r for r in merged.values() if r["threat"] == key), key=lambda r: r["batch"])
         if not rows:
             continue
         clean_by_batch = {r["batch"]: r["correct"] for r in clean}
         per_attack: Dict[str, List[bool]] = {}
+        per_attack_all_votes: Dict[str, List[bool]] = {}
         result = {"attacks": {}, "n": sum(len(r["ids"]) for r in rows)}
-        for name in rows[0]["attacks"]:
+        # the config's attacks, where every batch has them (a store may hold attacks since dropped)
+        for name in [n for n in map(attack_label, config.attacks) if all(n in r["attacks"] for r in rows)]:
             # an attack only counts as failed on a sample that was also correct without attack
             correct = [bool(c and k) for r in rows for c, k in zip(r["attacks"][name]["correct"], clean_by_batch.get(r["batch"], r["attacks"][name]["correct"]))]
             per_attack[name] = correct
             diag = [r["attacks"][name]["diagnostics"] for r in rows]
+            all_votes = [bool(c and k) for r in rows for c, k in zip(r["attacks"][name].get("all_correct", []), clean_by_batch.get(r["batch"], r["attacks"][name]["correct"]))]
+            if len(all_votes) == len(correct):  # stores written before `all_correct` existed lack it
+                per_attack_all_votes[name] = all_votes
             result["attacks"][name] = {
                 **accuracy(correct),
                 "vote": accuracy([c for r in rows for c in r["attacks"][name]["vote_correct"]]),
+                "all_votes": accuracy(all_votes) if len(all_votes) == len(correct) else None,
                 "seconds": sum(r["attacks"][name]["seconds"] for r in rows),
                 "params": rows[0]["attacks"][name]["params"],
                 "grad_l1_mean": _mean([d.get("grad_l1_mean") for d in diag]),
                 "zero_grad_fraction": _mean([d.get("zero_grad_fraction") for d in diag]),
             }
         result["worst_case"] = accuracy(worst_case(per_attack))
+        if per_attack_all_votes.keys() == per_attack.keys():
+            result["worst_case_all_votes"] = accuracy(worst_case(per_attack_all_votes))
         result["warnings"] = _warnings(result["attacks"])
         out["threats"][key] = result
     return out

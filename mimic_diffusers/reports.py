@@ -24,15 +24,18 @@ def markdown_table(summary: dict) -> str:
     lines = [f"Clean (standard) accuracy through the defense: {_pct(summary['clean'])} (n={summary['clean']['n']}, "
              f"{summary['config']['num_inference_steps']} steps, majority of {summary['config']['votes']}: "
              f"{summary['clean_vote']['accuracy']:.1%})", ""]
-    lines += ["| threat | attack | robust acc [95% CI] | vote acc | n | mean abs input grad (L1) | zero-grad frac | params | wall s |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| threat | attack | robust acc [95% CI] | vote acc | all-{summary['config']['votes']} acc | n | "
+              "mean abs input grad (L1) | zero-grad frac | params | wall s |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for key, t in summary["threats"].items():
         for name, a in t["attacks"].items():
             g = "-" if a["grad_l1_mean"] is None else f"{a['grad_l1_mean']:.3g}"
             z = "-" if a["zero_grad_fraction"] is None else f"{a['zero_grad_fraction']:.2f}"
             params = ", ".join(f"{k}={v}" for k, v in a["params"].items())
-            lines.append(f"| {key} | {name} | {_pct(a)} | {a['vote']['accuracy']:.1%} | {a['n']} | {g} | {z} | {params} | {a['seconds']:.0f} |")
-        lines.append(f"| {key} | **worst case** | **{_pct(t['worst_case'])}** | | {t['worst_case']['n']} | | | | |")
+            every = "-" if a.get("all_votes") is None else f"{a['all_votes']['accuracy']:.1%}"
+            lines.append(f"| {key} | {name} | {_pct(a)} | {a['vote']['accuracy']:.1%} | {every} | {a['n']} | {g} | {z} | {params} | {a['seconds']:.0f} |")
+        every = f"{t['worst_case_all_votes']['accuracy']:.1%}" if "worst_case_all_votes" in t else ""
+        lines.append(f"| {key} | **worst case** | **{_pct(t['worst_case'])}** | | {every} | {t['worst_case']['n']} | | | | |")
     warnings = [w for t in summary["threats"].values() for w in t["warnings"]]
     if warnings:
         lines += ["", "Warnings:"] + [f"- {w}" for w in warnings]

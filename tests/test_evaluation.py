@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mimic_diffusers.evaluation import EvalConfig, read_records, run_evaluation
+from mimic_diffusers.evaluation import EvalConfig, read_records, run_evaluation, score_votes
 from mimic_diffusers.metrics import accuracy, majority_vote, wilson_interval, worst_case
 
 from conftest import tiny_pipeline
@@ -27,6 +27,8 @@ def test_majority_vote_and_worst_case():
     assert majority_vote([[1, 2, 3], [1, 0, 3], [4, 0, 3]]) == [1, 0, 3]
     assert majority_vote([[1], [2]]) == [1]  # ties: smallest label
     assert worst_case({"a": [True, True, False], "b": [True, False, True]}) == [True, False, False]
+    scored = score_votes([[1, 2, 3], [1, 0, 3], [4, 2, 3]], [1, 2, 3])
+    assert scored == {"correct": [True, True, True], "vote_correct": [True, True, True], "all_correct": [False, False, True]}
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +68,9 @@ def test_reports_written(pipeline_dir, tmp_path):
     assert set(summary["threats"]) == {"Linf-0.1", "Linf-0.3"}
     t = summary["threats"]["Linf-0.1"]
     assert t["n"] == 6 and t["worst_case"]["accuracy"] <= min(a["accuracy"] for a in t["attacks"].values())
+    # fooling any one of the 3 purifications counts: never above the first purification's accuracy
+    assert all(a["all_votes"]["accuracy"] <= a["accuracy"] for a in t["attacks"].values())
+    assert t["worst_case_all_votes"]["accuracy"] <= t["worst_case"]["accuracy"]
     assert "worst case" in open(tmp_path / "results.md").read()
 
 
@@ -96,6 +101,44 @@ def test_killed_run_resumes_without_loss_or_double_counting(pipeline_dir, tmp_pa
         for name in ref["threats"][key]["attacks"]:
             assert got["threats"][key]["attacks"][name]["correct"] == ref["threats"][key]["attacks"][name]["correct"]
         assert got["threats"][key]["worst_case"] == ref["threats"][key]["worst_case"]
+
+
+def test_attack_added_later_runs_alone_and_matches_a_run_with_it_from_the_start(pipeline_dir, tmp_path):
+    """A store grows: adding an attack to the config runs only that attack (one record more per unit),
+    and the merged results equal those of a run that had the attack from the start."""
+    first, second = [{"name": "pgd-classifier", "params": {"steps": 2}}], {"name": "bpda-eot", "params": {"steps": 1}}
+    grown, reference = tmp_path / "grown", tmp_path / "reference"
+    run_evaluation(EvalConfig(**make_config(pipeline_dir, grown, attacks=first, num_samples=4)).validate())
+    before = read_records(str(grown))
+    summary = run_evaluation(EvalConfig(**make_config(pipeline_dir, grown, attacks=first + [second], num_samples=6)).validate())
+    after = read_records(str(grown))
+    assert after[: len(before)] == before  # nothing rewritten
+    added = after[len(before):]
+    # batches 0-1: only the new attack on each threat; batch 2: clean + both attacks on each threat
+    assert sorted((r["batch"], r["threat"], tuple(r.get("attacks", {}))) for r in added) == [
+        (0, "Linf-0.1", ("bpda-eot",)), (0, "Linf-0.3", ("bpda-eot",)), (1, "Linf-0.1", ("bpda-eot",)),
+        (1, "Linf-0.3", ("bpda-eot",)), (2, "Linf-0.1", ("pgd-classifier", "bpda-eot")),
+        (2, "Linf-0.3", ("pgd-classifier", "bpda-eot")), (2, "clean", ())]
+    expected = run_evaluation(EvalConfig(**make_config(pipeline_dir, reference, attacks=first + [second])).validate())
+    for key, threat in expected["threats"].items():
+        got = summary["threats"][key]
+        assert list(got["attacks"]) == ["pgd-classifier", "bpda-eot"] and got["n"] == 6
+        for name, result in threat["attacks"].items():
+            assert got["attacks"][name]["correct"] == result["correct"], (key, name)
+        assert got["worst_case"] == threat["worst_case"]
+
+
+def test_store_of_other_batches_or_attack_params_is_a_clear_error(pipeline_dir, tmp_path):
+    attacks = [{"name": "pgd-classifier", "params": {"steps": 2}}]
+    run_evaluation(EvalConfig(**make_config(pipeline_dir, tmp_path, attacks=attacks, num_samples=4)).validate())
+    with pytest.raises(ValueError, match="batch_size=4"):
+        run_evaluation(EvalConfig(**make_config(pipeline_dir, tmp_path, attacks=attacks, num_samples=4, batch_size=4)).validate())
+    changed = [{"name": "pgd-classifier", "params": {"steps": 5}}]
+    with pytest.raises(ValueError, match="attack 'pgd-classifier' with params .*'label'"):
+        run_evaluation(EvalConfig(**make_config(pipeline_dir, tmp_path, attacks=changed, num_samples=4)).validate())
+    relabelled = [{**changed[0], "label": "pgd-classifier-5"}]
+    summary = run_evaluation(EvalConfig(**make_config(pipeline_dir, tmp_path, attacks=attacks + relabelled, num_samples=4)).validate())
+    assert list(summary["threats"]["Linf-0.1"]["attacks"]) == ["pgd-classifier", "pgd-classifier-5"]
 
 
 LATE_RANK_LAUNCHER = """

@@ -1,5 +1,4 @@
 """`evaluate --config configs/x.yaml`: run or resume an evaluation; prints the Markdown table."""
-import math
 import os
 
 
@@ -18,11 +17,7 @@ def run(args):
     config = EvalConfig.from_file(args.config, output_dir=args.output_dir, num_samples=args.num_samples,
                                   pipeline=args.pipeline)
     if args.eps:
-        available = [t["eps"] for t in config.threats]
-        missing = [e for e in args.eps if not any(math.isclose(e, a) for a in available)]
-        if missing:
-            raise ValueError(f"--eps {missing}: not among the config's threat eps {available}")
-        config.threats = [t for t in config.threats if any(math.isclose(t["eps"], e) for e in args.eps)]
+        config.select_eps(args.eps)
     if not os.path.isdir(config.pipeline) and os.path.exists(config.pipeline):
         raise ValueError(f"pipeline {config.pipeline!r} is not a folder")
     summary = run_evaluation(config)
