@@ -41,6 +41,9 @@ class EvalConfig:
     threats: List[dict] = field(default_factory=lambda: [{"norm": "Linf", "eps": 0.1}])
     attacks: List[dict] = field(default_factory=lambda: [{"name": "bpda-eot", "params": {"steps": 10, "eot": 1}}])
     examples: int = 8
+    # where results.md, summary.json and the plots go (default: output_dir). A config that reads and
+    # grows another config's store (the same output_dir) writes its reports apart from that config's.
+    report_dir: Optional[str] = None
 
     @classmethod
     def from_file(cls, path: str, **overrides) -> "EvalConfig":
@@ -187,7 +190,7 @@ def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optio
         }
         if batch == 0 and config.examples:
             save_example_grid(pipe, defense, x[: config.examples], x_adv[: config.examples], y[: config.examples],
-                              os.path.join(config.output_dir, f"examples_{record['threat']}_{attack_label(spec)}.png"))
+                              os.path.join(config.report_dir or config.output_dir, f"examples_{record['threat']}_{attack_label(spec)}.png"))
     return record
 
 
@@ -209,6 +212,7 @@ def run_evaluation(config: EvalConfig, accelerator=None) -> dict:
 
     accelerator = accelerator or Accelerator()
     os.makedirs(config.output_dir, exist_ok=True)
+    os.makedirs(config.report_dir or config.output_dir, exist_ok=True)
     pipe = load_pipeline(config, accelerator.device)
     dataset = load_image_dataset(config.dataset, split=config.split)
     if config.num_samples > len(dataset):
@@ -232,7 +236,7 @@ def run_evaluation(config: EvalConfig, accelerator=None) -> dict:
     if accelerator.is_main_process:
         from .reports import write_reports
 
-        write_reports(summary, config.output_dir)
+        write_reports(summary, config.report_dir or config.output_dir)
     return summary
 
 

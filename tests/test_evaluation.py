@@ -109,8 +109,12 @@ def test_attack_added_later_runs_alone_and_matches_a_run_with_it_from_the_start(
     first, second = [{"name": "pgd-classifier", "params": {"steps": 2}}], {"name": "bpda-eot", "params": {"steps": 1}}
     grown, reference = tmp_path / "grown", tmp_path / "reference"
     run_evaluation(EvalConfig(**make_config(pipeline_dir, grown, attacks=first, num_samples=4)).validate())
-    before = read_records(str(grown))
-    summary = run_evaluation(EvalConfig(**make_config(pipeline_dir, grown, attacks=first + [second], num_samples=6)).validate())
+    before, first_report = read_records(str(grown)), (grown / "results.md").read_text()
+    # a second config grows the first one's store and writes its reports apart (report_dir)
+    summary = run_evaluation(EvalConfig(**make_config(pipeline_dir, grown, attacks=first + [second], num_samples=6,
+                                                      report_dir=str(tmp_path / "reports"))).validate())
+    assert (grown / "results.md").read_text() == first_report
+    assert "bpda-eot" in (tmp_path / "reports" / "results.md").read_text()
     after = read_records(str(grown))
     assert after[: len(before)] == before  # nothing rewritten
     added = after[len(before):]

@@ -22,4 +22,5 @@ def run(args):
         raise ValueError(f"pipeline {config.pipeline!r} is not a folder")
     summary = run_evaluation(config)
     print(markdown_table(summary))
-    print(f"reports in {config.output_dir}: results.md, summary.json, accuracy_vs_eps.png, results.rank*.jsonl")
+    print(f"reports in {config.report_dir or config.output_dir}: results.md, summary.json, accuracy_vs_eps.png; "
+          f"results store: {config.output_dir}/results.rank*.jsonl")
