@@ -271,7 +271,9 @@ def pending_units(config: EvalConfig, stored: Dict[tuple, dict]) -> List[tuple]:
 
 def summarize(records: List[dict], config: EvalConfig) -> dict:
     """Per threat: accuracy per attack, worst case per sample, majority vote, diagnostics, warnings."""
-    merged = merge_records(records)
+    # the config's batches only: a store may hold more samples than this config asks for
+    batches = -(-config.num_samples // config.batch_size)
+    merged = {k: r for k, r in merge_records(records).items() if r["batch"] < batches}
     clean = sorted((r for r in merged.values() if r["threat"] == "clean"), key=lambda r: r["batch"])
     out = {"config": asdict(config), "clean": accuracy([c for r in clean for c in r["correct"]]),
            "clean_vote": accuracy([c for r in clean for c in r["vote_correct"]]), "threats": {}}

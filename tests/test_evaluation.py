@@ -130,6 +130,11 @@ def test_attack_added_later_runs_alone_and_matches_a_run_with_it_from_the_start(
         for name, result in threat["attacks"].items():
             assert got["attacks"][name]["correct"] == result["correct"], (key, name)
         assert got["worst_case"] == threat["worst_case"]
+    # a config asking for fewer samples than the store holds reports its own N
+    smaller = run_evaluation(EvalConfig(**make_config(pipeline_dir, grown, attacks=first + [second], num_samples=4,
+                                                      report_dir=str(tmp_path / "reports4"))).validate())
+    assert smaller["threats"]["Linf-0.1"]["n"] == 4 and smaller["threats"]["Linf-0.1"]["attacks"]["bpda-eot"]["n"] == 4
+    assert read_records(str(grown)) == after
 
 
 def test_store_of_other_batches_or_attack_params_is_a_clear_error(pipeline_dir, tmp_path):
