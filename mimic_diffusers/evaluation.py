@@ -307,7 +307,7 @@ def summarize(records: List[dict], config: EvalConfig) -> dict:
         result["worst_case"] = accuracy(worst_case(per_attack))
         if per_attack_all_votes.keys() == per_attack.keys():
             result["worst_case_all_votes"] = accuracy(worst_case(per_attack_all_votes))
-        result["warnings"] = _warnings(result["attacks"])
+        result["warnings"] = [f"{key}: {w}" for w in _warnings(result["attacks"])]
         out["threats"][key] = result
     return out
 
