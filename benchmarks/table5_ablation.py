@@ -11,6 +11,8 @@ import argparse
 import dataclasses
 import os
 
+from accelerate import PartialState
+
 from mimic_diffusers.evaluation import EvalConfig, run_evaluation
 from mimic_diffusers.reports import atomic_write
 
@@ -51,7 +53,7 @@ def main():
         detail = "; ".join(f"{k}: " + ", ".join(f"{n} {a['accuracy']:.0%}" for n, a in t["attacks"].items())
                            for k, t in s["threats"].items())
         lines.append(f"| {row} | {s['clean']['accuracy']:.1%} | " + " | ".join(worst) + f" | {detail} |")
-        if int(os.environ.get("RANK", "0")) == 0:  # one writer when data parallel
+        if PartialState().is_main_process:  # one writer when data parallel
             atomic_write(os.path.join(args.output_dir, "table5.md"), "\n".join(lines) + "\n")
             print(lines[-1], flush=True)
 

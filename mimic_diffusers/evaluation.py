@@ -78,7 +78,6 @@ class EvalConfig:
                 raise ValueError(f"attacks: unknown attack {attack.get('name')!r}; choose from {sorted(ATTACKS)}")
         return self
 
-
     def select_eps(self, eps_values) -> "EvalConfig":
         """Keep only the threats with these eps values; an eps the config lacks is an error."""
         available = [t["eps"] for t in self.threats]
@@ -119,11 +118,7 @@ def merge_records(records: List[dict]) -> Dict[tuple, dict]:
     (an attack added to the config later is stored in a record of its own)."""
     merged: Dict[tuple, dict] = {}
     for r in records:
-        key = (r["batch"], r["threat"])
-        if key not in merged:
-            merged[key] = {**r, "attacks": dict(r.get("attacks", {}))} if "attacks" in r else dict(r)
-        else:
-            merged[key]["attacks"].update(r.get("attacks", {}))
+        merged.setdefault((r["batch"], r["threat"]), {**r, "attacks": {}})["attacks"].update(r.get("attacks", {}))
     return merged
 
 
@@ -288,11 +283,14 @@ def summarize(records: List[dict], config: EvalConfig) -> dict:
         result = {"attacks": {}, "n": sum(len(r["ids"]) for r in rows)}
         # the config's attacks, where every batch has them (a store may hold attacks since dropped)
         for name in [n for n in map(attack_label, config.attacks) if all(n in r["attacks"] for r in rows)]:
-            # an attack only counts as failed on a sample that was also correct without attack
-            correct = [bool(c and k) for r in rows for c, k in zip(r["attacks"][name]["correct"], clean_by_batch.get(r["batch"], r["attacks"][name]["correct"]))]
+            def and_clean(field):
+                # an attack only counts as failed on a sample that was also correct without attack
+                return [bool(c and k) for r in rows for c, k in zip(r["attacks"][name].get(field, []),
+                                                                    clean_by_batch.get(r["batch"], r["attacks"][name]["correct"]))]
+
+            correct, all_votes = and_clean("correct"), and_clean("all_correct")
             per_attack[name] = correct
             diag = [r["attacks"][name]["diagnostics"] for r in rows]
-            all_votes = [bool(c and k) for r in rows for c, k in zip(r["attacks"][name].get("all_correct", []), clean_by_batch.get(r["batch"], r["attacks"][name]["correct"]))]
             if len(all_votes) == len(correct):  # stores written before `all_correct` existed lack it
                 per_attack_all_votes[name] = all_votes
             result["attacks"][name] = {
