@@ -32,6 +32,7 @@ def main():
                    help="evaluation config whose pipeline, attacks, threats, batches and votes every row uses")
     p.add_argument("--rows", nargs="+", default=list(ROWS))
     p.add_argument("--num-samples", type=int, help="overrides the config's num_samples")
+    p.add_argument("--batch-size", type=int, help="overrides the config's batch_size (larger on a GPU; new rows only)")
     p.add_argument("--steps", type=int, help="overrides the config's num_inference_steps")
     p.add_argument("--eps", type=float, nargs="+", help="run only the config's threats with these eps values")
     p.add_argument("--output-dir", default="runs/eval/table5")
@@ -39,7 +40,8 @@ def main():
     unknown = set(args.rows) - set(ROWS)
     if unknown:
         raise SystemExit(f"error: unknown rows {sorted(unknown)}; choose from {sorted(ROWS)}")
-    base = EvalConfig.from_file(args.config, num_samples=args.num_samples, num_inference_steps=args.steps)
+    base = EvalConfig.from_file(args.config, num_samples=args.num_samples, batch_size=args.batch_size,
+                                  num_inference_steps=args.steps)
     if args.eps:
         base.select_eps(args.eps)
     eps = [t["eps"] for t in base.threats]

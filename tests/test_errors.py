@@ -81,3 +81,17 @@ def test_evaluate_eps_filter_names_the_missing_eps(tmp_path, capsys):
     assert code == 2
     assert "--eps [0.7]: not among the config's threat eps [0.3]" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_evaluate_batch_size_override_is_validated(tmp_path, capsys):
+    """`evaluate --batch-size` reaches the config (a bad value is named before any work starts)."""
+    import os
+
+    from mimic_diffusers.cli import main
+
+    out = tmp_path / "eval"
+    config = os.path.join(os.path.dirname(__file__), "..", "configs", "mnist-smoke.yaml")
+    code = main(["evaluate", "--config", config, "--batch-size", "0", "--output-dir", str(out)])
+    assert code == 2
+    assert "batch_size must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert not out.exists()
