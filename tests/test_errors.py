@@ -68,30 +68,20 @@ def test_unknown_preset_and_call_arguments():
         pipe(x, num_inference_steps=2, not_an_option=1)
 
 
-def test_evaluate_eps_filter_names_the_missing_eps(tmp_path, capsys):
-    """`evaluate --eps` runs a subset of the config's threats; an eps the config lacks is a clear error
-    before any work starts (no output folder is created)."""
+@pytest.mark.parametrize("flag,value,message", [
+    ("--eps", "0.7", "--eps [0.7]: not among the config's threat eps [0.3]"),
+    ("--batch-size", "0", "batch_size must be an integer >= 1, got 0"),
+])
+def test_evaluate_overrides_are_checked_before_work(tmp_path, capsys, flag, value, message):
+    """`evaluate --eps` runs a subset of the config's threats and `--batch-size` overrides the config's;
+    a bad value is a clear error before any work starts (no output folder is created)."""
     import os
 
     from mimic_diffusers.cli import main
 
     out = tmp_path / "eval"
     config = os.path.join(os.path.dirname(__file__), "..", "configs", "mnist-smoke.yaml")
-    code = main(["evaluate", "--config", config, "--eps", "0.7", "--output-dir", str(out)])
+    code = main(["evaluate", "--config", config, flag, value, "--output-dir", str(out)])
     assert code == 2
-    assert "--eps [0.7]: not among the config's threat eps [0.3]" in capsys.readouterr().err
-    assert not out.exists()
-
-
-def test_evaluate_batch_size_override_is_validated(tmp_path, capsys):
-    """`evaluate --batch-size` reaches the config (a bad value is named before any work starts)."""
-    import os
-
-    from mimic_diffusers.cli import main
-
-    out = tmp_path / "eval"
-    config = os.path.join(os.path.dirname(__file__), "..", "configs", "mnist-smoke.yaml")
-    code = main(["evaluate", "--config", config, "--batch-size", "0", "--output-dir", str(out)])
-    assert code == 2
-    assert "batch_size must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert not out.exists()
