@@ -264,6 +264,13 @@ def pending_units(config: EvalConfig, stored: Dict[tuple, dict]) -> List[tuple]:
     return units
 
 
+def _and_clean(rows: List[dict], name: str, field: str, clean_by_batch: Dict[int, list]) -> List[bool]:
+    """`field` of attack `name` per sample, counted correct only where the clean input was also correct:
+    an attack only counts as failed on a sample the defense got right without attack."""
+    return [bool(c and k) for r in rows for c, k in zip(r["attacks"][name].get(field, []),
+                                                        clean_by_batch.get(r["batch"], r["attacks"][name]["correct"]))]
+
+
 def summarize(records: List[dict], config: EvalConfig) -> dict:
     """Per threat: accuracy per attack, worst case per sample, majority vote, diagnostics, warnings."""
     # the config's batches only: a store may hold more samples than this config asks for
@@ -283,12 +290,7 @@ def summarize(records: List[dict], config: EvalConfig) -> dict:
         result = {"attacks": {}, "n": sum(len(r["ids"]) for r in rows)}
         # the config's attacks, where every batch has them (a store may hold attacks since dropped)
         for name in [n for n in map(attack_label, config.attacks) if all(n in r["attacks"] for r in rows)]:
-            def and_clean(field):
-                # an attack only counts as failed on a sample that was also correct without attack
-                return [bool(c and k) for r in rows for c, k in zip(r["attacks"][name].get(field, []),
-                                                                    clean_by_batch.get(r["batch"], r["attacks"][name]["correct"]))]
-
-            correct, all_votes = and_clean("correct"), and_clean("all_correct")
+            correct, all_votes = (_and_clean(rows, name, field, clean_by_batch) for field in ("correct", "all_correct"))
             per_attack[name] = correct
             diag = [r["attacks"][name]["diagnostics"] for r in rows]
             if len(all_votes) == len(correct):  # stores written before `all_correct` existed lack it
