@@ -8,6 +8,9 @@ scored on `--eval-purifications` independent purifications (mean accuracy: less 
     # the exact-attack study (benchmarks/results/exact-attack-study-t100.json), one row of it:
     python benchmarks/tune_attacks.py --num-images 32 --eps 0.3 --steps 100 --eval-purifications 2 --skip-diagnostics \
         --grid '[["exact-pgd-eot", {"steps": 10, "tau": 0.5, "guidance_feedback": false, "loss": "margin"}]]'
+    # the same attack on a Table 5 row (here l2-long-window: benchmarks/results/attack-tuning-l2-long-window.json)
+    python benchmarks/tune_attacks.py --num-images 16 --eps 0.3 --steps 100 --eval-purifications 2 --skip-diagnostics \
+        --scheduler-options '{"distance": "l2", "short_range": false}' --grid '[["exact-pgd-eot", {"steps": 10}]]'
 """
 import argparse
 import json
@@ -39,8 +42,10 @@ def main():
     p.add_argument("--grid", type=json.loads, default=GRID, help="JSON list of [attack name, params]")
     p.add_argument("--eval-purifications", type=int, default=1)
     p.add_argument("--skip-diagnostics", action="store_true")
+    p.add_argument("--scheduler-options", type=json.loads, default={},
+                   help="JSON scheduler options of an ablation row, e.g. '{\"distance\": \"l2\", \"short_range\": false}'")
     args = p.parse_args()
-    pipe = load_pipeline(EvalConfig(pipeline=args.pipeline, output_dir=""))
+    pipe = load_pipeline(EvalConfig(pipeline=args.pipeline, output_dir="", scheduler_options=args.scheduler_options))
     x, y = to_tensors(load_image_dataset("mnist5k", split="test"), 1, indices=range(args.num_images))
     pipe.set_progress_bar_config(disable=True)
     defense = PurifyThenClassify(pipe, num_inference_steps=args.steps)
@@ -61,7 +66,8 @@ def main():
                      "eval_purifications": args.eval_purifications, "seconds": round(seconds, 1),
                      "grad_l1_mean": attack.diagnostics.get("grad_l1_mean")})
         print(json.dumps(rows[-1]), flush=True)
-        atomic_write(args.output, json.dumps({"num_images": args.num_images, "eps": args.eps, "steps": args.steps, "rows": rows}, indent=1))
+        atomic_write(args.output, json.dumps({"num_images": args.num_images, "eps": args.eps, "steps": args.steps,
+                                                "scheduler_options": args.scheduler_options, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
