@@ -11,6 +11,7 @@ only schedules them.
 """
 from __future__ import annotations
 
+import dataclasses
 import glob
 import hashlib
 import json
@@ -198,13 +199,17 @@ def score_votes(votes: List[List[int]], labels: List[int]) -> dict:
             "all_correct": [all(v[i] == t for v in votes) for i, t in enumerate(labels)]}
 
 
-def run_evaluation(config: EvalConfig, accelerator=None) -> dict:
-    """Run (or resume) every unit not yet in the store, then write the reports. Returns the summary."""
+def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None) -> dict:
+    """Run (or resume) every unit not yet in the store, then write the reports. Returns the summary.
+
+    `run_eps` (the CLI's `--eps`) restricts which threats are *run*; the reports still cover every threat
+    of the config found in the store, so running one eps never hides another eps's finished results."""
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
     from .data import load_image_dataset, to_tensors
 
+    run_config = dataclasses.replace(config, threats=list(config.threats)).select_eps(run_eps) if run_eps else config
     accelerator = accelerator or Accelerator()
     os.makedirs(config.output_dir, exist_ok=True)
     os.makedirs(config.report_dir or config.output_dir, exist_ok=True)
@@ -213,7 +218,7 @@ def run_evaluation(config: EvalConfig, accelerator=None) -> dict:
     if config.num_samples > len(dataset):
         raise ValueError(f"num_samples={config.num_samples} exceeds the {len(dataset)} images of {config.dataset}/{config.split}")
     x_all, y_all = to_tensors(dataset, pipe.unet.config.in_channels, indices=range(config.num_samples))
-    units = pending_units(config, merge_records(read_records(config.output_dir)))
+    units = pending_units(run_config, merge_records(read_records(config.output_dir)))
     # Every process must split the SAME unit list: without this barrier a process that starts late
     # sees units another one has already finished, splits a shorter list, and a unit falls between
     # the two splits (seen: one (batch, threat) missing from a 2-process run).
@@ -227,8 +232,17 @@ def run_evaluation(config: EvalConfig, accelerator=None) -> dict:
             record = evaluate_unit(pipe, config, batch, x, y, list(range(lo, hi)), threat, attacks)
             append_record(shard, record)
     accelerator.wait_for_everyone()
-    summary = summarize(read_records(config.output_dir), config)
-    if accelerator.is_main_process:
+    return report_store(config, write=accelerator.is_main_process)
+
+
+def report_store(config: EvalConfig, write: bool = True) -> dict:
+    """Summarize the store as it stands (nothing is run) and write the reports; returns the summary.
+    Threats or batches the store lacks are left out, and each threat states its own n."""
+    records = read_records(config.output_dir)
+    if not records:
+        raise FileNotFoundError(f"output_dir {config.output_dir!r} holds no results.rank*.jsonl records to report on")
+    summary = summarize(records, config)
+    if write:
         from .reports import write_reports
 
         write_reports(summary, config.report_dir or config.output_dir)

@@ -197,3 +197,28 @@ def test_config_errors(pipeline_dir, tmp_path):
                        ({"threats": [{"norm": "L7", "eps": 1}]}, "norm"), ({"batch_size": 0}, "batch_size")]:
         with pytest.raises(ValueError, match=match):
             EvalConfig(**make_config(pipeline_dir, tmp_path, **bad)).validate()
+
+
+def test_one_eps_run_reports_every_eps_in_the_store_and_report_only_runs_nothing(pipeline_dir, tmp_path, capsys):
+    """`evaluate --eps 0.3` after a both-eps run must not shrink the report to eps 0.3, and
+    `--report-only` rewrites the reports from the store without running a unit."""
+    from mimic_diffusers.cli import main
+    from mimic_diffusers.evaluation import report_store
+
+    attacks = [{"name": "pgd-classifier", "params": {"steps": 2}}]
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(make_config(pipeline_dir, tmp_path / "store", attacks=attacks, num_samples=2)))
+    assert main(["evaluate", "--config", str(config_path)]) == 0
+    grow = ["evaluate", "--config", str(config_path), "--num-samples", "4"]
+    assert main(grow + ["--eps", "0.3"]) == 0
+    summary = json.loads((tmp_path / "store" / "summary.json").read_text())
+    assert {k: v["n"] for k, v in summary["threats"].items()} == {"Linf-0.1": 2, "Linf-0.3": 4}
+    before = sorted(str(r) for r in read_records(str(tmp_path / "store")))
+    (tmp_path / "store" / "results.md").unlink()
+    assert main(grow + ["--report-only"]) == 0
+    assert (tmp_path / "store" / "results.md").exists()
+    assert sorted(str(r) for r in read_records(str(tmp_path / "store"))) == before  # nothing ran
+    assert main(grow + ["--report-only", "--eps", "0.3"]) == 2
+    assert "--report-only runs nothing" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="holds no results"):
+        report_store(EvalConfig(**make_config(pipeline_dir, tmp_path / "empty")).validate())
