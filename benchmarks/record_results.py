@@ -5,6 +5,9 @@ Lines recorded earlier by the same command are replaced; other lines are kept.
 
     python benchmarks/record_results.py runs/eval/mnist-default/summary.json --pipeline pipelines/mnist-mimic \
         --command "mimic-diffusers evaluate --config configs/mnist-default.yaml (T=100, first 64 test images)"
+
+`--supersedes COMMAND` drops the lines of an earlier command that this one replaces (say, the same
+evaluation on fewer images).
 """
 import argparse
 import json
@@ -33,6 +36,8 @@ def main():
     p.add_argument("--command", required=True)
     p.add_argument("--rename-command", nargs=2, metavar=("OLD", "NEW"), action="append", default=[],
                    help="rewrite the command text of earlier lines (e.g. a renamed config file)")
+    p.add_argument("--supersedes", action="append", default=[], metavar="COMMAND",
+                   help="drop the lines recorded by this command (e.g. the same evaluation on fewer images)")
     args = p.parse_args()
     with open(args.summary) as f:
         summary = json.load(f)
@@ -42,7 +47,11 @@ def main():
     for row in data["results"]:
         for old, new in args.rename_command:
             row["command"] = row["command"].replace(old, new)
-    kept = [r for r in data["results"] if r["command"] != args.command]
+    dropped = {args.command, *args.supersedes}
+    unknown = [c for c in args.supersedes if not any(r["command"] == c for r in data["results"])]
+    if unknown:
+        raise SystemExit(f"error: --supersedes {unknown[0]!r} matches no recorded line in {path}")
+    kept = [r for r in data["results"] if r["command"] not in dropped]
     data["results"] = kept + results_from_summary(summary, args.command)
     atomic_write(path, json.dumps(data, indent=1))
     write_model_card(args.pipeline, overwrite=True)
