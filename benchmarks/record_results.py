@@ -22,8 +22,13 @@ def results_from_summary(summary: dict, command: str) -> list:
     for key, threat in summary["threats"].items():
         for name, a in threat["attacks"].items():
             params = ", ".join(f"{k}={v}" for k, v in a["params"].items())
-            rows.append({"metric": f"robust accuracy {key}", "value": round(a["accuracy"], 4),
-                         "attack": f"{name} ({params})", "n": a["n"], "command": command})
+            row = {"metric": f"robust accuracy {key}", "value": round(a["accuracy"], 4),
+                   "attack": f"{name} ({params})", "n": a["n"], "command": command}
+            if a.get("zero_grad_fraction") is not None:  # shown in the card's details column
+                row["zero_grad_fraction"] = round(a["zero_grad_fraction"], 2)
+                if a["zero_grad_fraction"] == 1.0:
+                    row["warning"] = "input gradient exactly zero on every sample: this attack measured nothing"
+            rows.append(row)
         rows.append({"metric": f"robust accuracy {key}, worst case per sample", "value": round(threat["worst_case"]["accuracy"], 4),
                      "attack": "worst case over all attacks above", "n": threat["worst_case"]["n"], "command": command})
     return rows
