@@ -39,3 +39,18 @@ def test_demo_tiny_run_prints_a_table_and_writes_the_grid(tmp_path):
     assert all(len(r.split("|")) == 6 for r in rows)  # eps, clean, adversarial, purified
     assert "NOT adaptive" in result.stdout and "mimic-diffusers evaluate" in result.stdout
     assert png.exists() and png.stat().st_size > 1000
+
+
+def test_readme_table5_tables_are_the_stored_records():
+    """The README's Table 5 and baseline tables are what benchmarks/table5_report.py computes from the
+    shipped stores: a number edited by hand, or a store changed without the README, fails here."""
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    for n in ("64", "256"):
+        out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "table5_report.py"),
+                              os.path.join("benchmarks", "results", "table5-t100"), "--default",
+                              os.path.join("benchmarks", "results", "eval-mnist-default"), "--num-samples", n],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| row ")]
+        assert rows, f"table5_report.py printed no rows at N={n}"
+        missing = [line for line in rows if line not in readme]
+        assert not missing, f"README lacks these rows of `table5_report.py --num-samples {n}`:\n" + "\n".join(missing)
