@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from table5_ablation import ROWS  # noqa: E402  (the row order of the ablation script)
 
-from mimic_diffusers.evaluation import EvalConfig, attack_label, read_records, summarize, threat_key  # noqa: E402
+from mimic_diffusers.evaluation import EvalConfig, attack_label, report_store, threat_key  # noqa: E402
 
 COLUMNS = {"autoattack-standard": "AutoAttack (paper) [zero-grad]", "bpda-eot": "BPDA+EOT",
            "exact-pgd-eot": "exact-gradient PGD-EOT", "square": "Square"}
@@ -29,8 +29,8 @@ COLUMNS = {"autoattack-standard": "AutoAttack (paper) [zero-grad]", "bpda-eot": 
 def row_lines(name: str, store: str, num_samples: int) -> list:
     with open(os.path.join(store, "summary.json")) as f:
         stored = json.load(f)["config"]
-    config = dataclasses.replace(EvalConfig(**stored), num_samples=num_samples)
-    summary = summarize(read_records(store), config)
+    config = dataclasses.replace(EvalConfig(**stored), num_samples=num_samples, output_dir=store)
+    summary = report_store(config, write=False)
     lines = []
     for threat in config.threats:
         key = threat_key(threat)
@@ -41,7 +41,7 @@ def row_lines(name: str, store: str, num_samples: int) -> list:
             print(f"note: {name} {key}: only {t['n']} of {num_samples} images stored; row left out", file=sys.stderr)
             continue
         cells = []
-        for attack, title in COLUMNS.items():
+        for attack in COLUMNS:
             a = t["attacks"].get(attack)
             cell = "-" if a is None else f"{a['accuracy']:.1%}"
             if a is not None and attack == "autoattack-standard":
