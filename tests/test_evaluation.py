@@ -49,15 +49,14 @@ def make_config(pipeline_dir, output_dir, **kw):
 
 
 def normalized(records):
-    """Records keyed by unit, without timings (which legitimately differ between runs)."""
+    """Results keyed by (batch, threat, attack), without timings (which legitimately differ between runs)."""
     out = {}
-    for r in records:
-        r = json.loads(json.dumps(r))
-        for a in r.get("attacks", {}).values():
-            a.pop("seconds")
-        key = (r["batch"], r["threat"])
-        assert key not in out, f"unit {key} counted twice"
-        out[key] = r
+    for r in json.loads(json.dumps(records)):
+        for name, result in r.pop("attacks", {"clean": {}}).items():
+            result.pop("seconds", None)
+            key = (r["batch"], r["threat"], name)
+            assert key not in out, f"{key} counted twice"
+            out[key] = {**r, "result": result}
     return out
 
 
@@ -89,11 +88,12 @@ def test_killed_run_resumes_without_loss_or_double_counting(pipeline_dir, tmp_pa
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = shard.read_text().count("\n")
-    assert 2 <= done_before < 9, "the kill must land mid-run"
+    # one record per attack: 3 clean + 3 batches x 2 threats x 3 attacks
+    assert 2 <= done_before < 21, "the kill must land mid-run"
     with open(shard, "a") as f:  # a record torn by the kill mid-write
         f.write('{"batch": 2, "threat": "Linf-0.3", "ids": [4, ')
     run_evaluation(EvalConfig.from_file(str(config_path)))
-    assert shard.read_text().endswith("\n")
+    assert shard.read_text().endswith("\n") and shard.read_text().count("\n") == 21
     assert normalized(read_records(str(killed_dir))) == normalized(read_records(str(reference_dir)))
     ref = json.loads((reference_dir / "summary.json").read_text())
     got = json.loads((killed_dir / "summary.json").read_text())
@@ -118,11 +118,12 @@ def test_attack_added_later_runs_alone_and_matches_a_run_with_it_from_the_start(
     after = read_records(str(grown))
     assert after[: len(before)] == before  # nothing rewritten
     added = after[len(before):]
-    # batches 0-1: only the new attack on each threat; batch 2: clean + both attacks on each threat
+    # batches 0-1: only the new attack on each threat; batch 2: clean + both attacks on each threat,
+    # one record per attack
     assert sorted((r["batch"], r["threat"], tuple(r.get("attacks", {}))) for r in added) == [
         (0, "Linf-0.1", ("bpda-eot",)), (0, "Linf-0.3", ("bpda-eot",)), (1, "Linf-0.1", ("bpda-eot",)),
-        (1, "Linf-0.3", ("bpda-eot",)), (2, "Linf-0.1", ("pgd-classifier", "bpda-eot")),
-        (2, "Linf-0.3", ("pgd-classifier", "bpda-eot")), (2, "clean", ())]
+        (1, "Linf-0.3", ("bpda-eot",)), (2, "Linf-0.1", ("bpda-eot",)), (2, "Linf-0.1", ("pgd-classifier",)),
+        (2, "Linf-0.3", ("bpda-eot",)), (2, "Linf-0.3", ("pgd-classifier",)), (2, "clean", ())]
     expected = run_evaluation(EvalConfig(**make_config(pipeline_dir, reference, attacks=first + [second])).validate())
     for key, threat in expected["threats"].items():
         got = summary["threats"][key]
