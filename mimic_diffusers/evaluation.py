@@ -1,10 +1,11 @@
 """The evaluation loop: attacks x threat models x batches, resumable, data parallel, with reports.
 
-Work is cut into units (batch, threat). Each finished unit is appended to this process's JSONL shard
-as ONE line in one write (flushed and fsynced); on start, every shard is read, a torn last line is
-cut off, and finished units are skipped, so a killed run resumes without losing or double counting a
-sample. An attack added to the config later runs only where its results are missing (one more record
-per unit, merged on reading), so a store grows across sessions: more samples, more attacks. Every
+Work is cut into units (batch, threat). Each finished attack of a unit is appended to this process's
+JSONL shard as ONE line in one write (flushed and fsynced); on start, every shard is read, a torn last
+line is cut off, and finished attacks are skipped, so a killed run resumes without losing or double
+counting a sample, and loses at most the attack it interrupted. An attack added to the config later
+runs only where its results are missing (records of a unit are merged on reading), so a store grows
+across sessions: more samples, more attacks. Every
 attack reseeds the defense from (seed, batch, threat, attack): results do not depend on which process
 ran it, on resumes, or on which other attacks share the run. Attacks live in `attacks/`; this module
 only schedules them.
