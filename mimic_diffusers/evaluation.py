@@ -5,9 +5,9 @@ JSONL shard as ONE line in one write (flushed and fsynced); on start, every shar
 line is cut off, and finished attacks are skipped, so a killed run resumes without losing or double
 counting a sample, and loses at most the attack it interrupted. An attack added to the config later
 runs only where its results are missing (records of a unit are merged on reading), so a store grows
-across sessions: more samples, more attacks. Every
-attack reseeds the defense from (seed, batch, threat, attack): results do not depend on which process
-ran it, on resumes, or on which other attacks share the run. Attacks live in `attacks/`; this module
+across sessions: more samples, more attacks. Every attack reseeds the defense from (seed, batch,
+threat, attack): results do not depend on which process ran it, on resumes, or on which other attacks
+share the run. Attacks live in `attacks/`; this module
 only schedules them.
 """
 from __future__ import annotations
