@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from mimic_diffusers.evaluation import EvalConfig, read_records, run_evaluation, score_votes
 from mimic_diffusers.metrics import accuracy, majority_vote, wilson_interval, worst_case
@@ -170,7 +171,14 @@ def test_data_parallel_two_cpu_processes_match_single_process(pipeline_dir, tmp_
     """Rank 1 starts reading the store 6 s late, by which time rank 0 alone could finish its units:
     every unit must still be run exactly once (a barrier keeps both ranks on the same unit list)."""
     single, parallel = tmp_path / "single", tmp_path / "parallel"
-    run_evaluation(EvalConfig(**make_config(pipeline_dir, single, attacks=[{"name": "pgd-classifier", "params": {"steps": 2}}])).validate())
+    # The ranks run with OMP_NUM_THREADS=1; the reference must too, since CPU kernels may sum in a
+    # thread-count-dependent order and sign(.) in the guidance can amplify a last-bit difference.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_evaluation(EvalConfig(**make_config(pipeline_dir, single, attacks=[{"name": "pgd-classifier", "params": {"steps": 2}}])).validate())
+    finally:
+        torch.set_num_threads(threads)
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(make_config(pipeline_dir, parallel, attacks=[{"name": "pgd-classifier", "params": {"steps": 2}}])))
     launcher = tmp_path / "launch.py"
