@@ -43,6 +43,7 @@ def markdown_table(summary: dict) -> str:
 
 
 def write_reports(summary: dict, output_dir: str) -> None:
+    os.makedirs(output_dir, exist_ok=True)  # a report_dir that no run has written to yet (--report-only)
     atomic_write(os.path.join(output_dir, "summary.json"), json.dumps(summary, indent=1))
     atomic_write(os.path.join(output_dir, "results.md"), markdown_table(summary))
     if summary["threats"]:
