@@ -227,6 +227,10 @@ def test_one_eps_run_reports_every_eps_in_the_store_and_report_only_runs_nothing
     assert main(grow + ["--report-only"]) == 0
     assert (tmp_path / "store" / "results.md").exists()
     assert sorted(str(r) for r in read_records(str(tmp_path / "store"))) == before  # nothing ran
+    fresh = tmp_path / "config-fresh-report-dir.json"  # a report_dir no run has written to yet
+    fresh.write_text(json.dumps({**json.loads(config_path.read_text()), "report_dir": str(tmp_path / "new" / "reports")}))
+    assert main(["evaluate", "--config", str(fresh), "--num-samples", "4", "--report-only"]) == 0
+    assert (tmp_path / "new" / "reports" / "results.md").exists()
     assert main(grow + ["--report-only", "--eps", "0.3"]) == 2
     assert "--report-only runs nothing" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="holds no results"):
