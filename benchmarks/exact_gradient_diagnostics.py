@@ -26,10 +26,8 @@ SETTINGS = {
     "bpda": {"gradient": "bpda"},
     "exact, 20-step chain, tau 0.5": {"gradient": "exact", "gradient_steps": 20, "tau": 0.5},
     "exact, 50-step chain, tau 0.5": {"gradient": "exact", "gradient_steps": 50, "tau": 0.5},
-    "exact, 50-step chain, tau 0.5, no feedback": {"gradient": "exact", "gradient_steps": 50, "tau": 0.5,
-                                                   "guidance_feedback": False},
-    "exact, 50-step chain, tau 4, no feedback": {"gradient": "exact", "gradient_steps": 50, "tau": 4.0,
-                                                 "guidance_feedback": False},
+    "exact, 50-step chain, tau 0.5, no feedback": {"gradient": "feedback-cut", "gradient_steps": 50, "tau": 0.5},
+    "exact, 50-step chain, tau 4, no feedback": {"gradient": "feedback-cut", "gradient_steps": 50, "tau": 4.0},
 }
 
 

@@ -18,10 +18,15 @@ from mimic_diffusers.reports import atomic_write
 
 
 def results_from_summary(summary: dict, command: str) -> list:
+    """Per threat, the headline first: the worst case per sample, then each attack from strongest
+    (lowest accuracy) to weakest. The attack column names the registered attack a label ran."""
     rows = []
-    for key, threat in summary["threats"].items():
-        for name, a in threat["attacks"].items():
+    for key, threat in sorted(summary["threats"].items(), key=lambda kv: -float(kv[0].rsplit("-", 1)[1])):
+        rows.append({"metric": f"robust accuracy {key}, worst case per sample", "value": round(threat["worst_case"]["accuracy"], 4),
+                     "attack": "worst case over all attacks below", "n": threat["worst_case"]["n"], "command": command})
+        for label, a in sorted(threat["attacks"].items(), key=lambda kv: kv[1]["accuracy"]):
             params = ", ".join(f"{k}={v}" for k, v in a["params"].items())
+            name = label if a.get("name", label) == label else f"{label} = {a['name']}"
             row = {"metric": f"robust accuracy {key}", "value": round(a["accuracy"], 4),
                    "attack": f"{name} ({params})", "n": a["n"], "command": command}
             if a.get("zero_grad_fraction") is not None:  # shown in the card's details column
@@ -29,8 +34,6 @@ def results_from_summary(summary: dict, command: str) -> list:
                 if a["zero_grad_fraction"] == 1.0:
                     row["warning"] = "input gradient exactly zero on every sample: this attack measured nothing"
             rows.append(row)
-        rows.append({"metric": f"robust accuracy {key}, worst case per sample", "value": round(threat["worst_case"]["accuracy"], 4),
-                     "attack": "worst case over all attacks above", "n": threat["worst_case"]["n"], "command": command})
     return rows
 
 
@@ -57,7 +60,7 @@ def main():
     if unknown:
         raise SystemExit(f"error: --supersedes {unknown[0]!r} matches no recorded line in {path}")
     kept = [r for r in data["results"] if r["command"] not in dropped]
-    data["results"] = kept + results_from_summary(summary, args.command)
+    data["results"] = results_from_summary(summary, args.command) + kept  # the headline first
     atomic_write(path, json.dumps(data, indent=1))
     write_model_card(args.pipeline, overwrite=True)
     print(f"{path}: {len(kept)} kept, {len(summary['threats'])} threats recorded; model card regenerated")

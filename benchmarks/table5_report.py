@@ -6,7 +6,7 @@ for every row); the shipped default's own store can be added as the `default` ro
         --default benchmarks/results/eval-mnist-default --num-samples 64
 
 Columns: N, clean accuracy, eps, the robust accuracy under attacks 1 (AutoAttack, the paper's protocol,
-with its zero-gradient fraction), 3 (BPDA+EOT), 4 (exact gradient) and 5 (Square), the worst case per
+with its zero-gradient fraction), 3 (BPDA+EOT), 4 (the feedback-cut chain gradient) and 5 (Square), the worst case per
 sample with its 95% Wilson interval, the worst case when a sample must survive all K purifications, and
 the attack time of the slowest process (minutes; clean pass and model loading not counted).
 """
@@ -23,7 +23,7 @@ from table5_ablation import ROWS  # noqa: E402  (the row order of the ablation s
 from mimic_diffusers.evaluation import EvalConfig, attack_label, report_store, threat_key  # noqa: E402
 
 COLUMNS = {"autoattack-standard": "AutoAttack (paper) [zero-grad]", "bpda-eot": "BPDA+EOT",
-           "exact-pgd-eot": "exact-gradient PGD-EOT", "square": "Square"}
+           "feedback-cut-pgd-eot": "feedback-cut PGD-EOT", "square": "Square"}
 
 
 def row_lines(name: str, store: str, num_samples: int) -> list:

@@ -7,7 +7,7 @@ scored on `--eval-purifications` independent purifications (mean accuracy: less 
         --grid '[["bpda-eot", {"steps": 20, "eot": 8}]]' --output benchmarks/results/attack-tuning-eot.json
     # the exact-attack study (benchmarks/results/exact-attack-study-t100.json), one row of it:
     python benchmarks/tune_attacks.py --num-images 32 --eps 0.3 --steps 100 --eval-purifications 2 --skip-diagnostics \
-        --grid '[["exact-pgd-eot", {"steps": 10, "tau": 0.5, "guidance_feedback": false, "loss": "margin"}]]'
+        --grid '[["feedback-cut-pgd-eot", {"steps": 10, "tau": 0.5, "loss": "margin"}]]'
     # the same attack on a Table 5 row (here l2-long-window: benchmarks/results/attack-tuning-l2-long-window.json)
     python benchmarks/tune_attacks.py --num-images 16 --eps 0.3 --steps 100 --eval-purifications 2 --skip-diagnostics \
         --scheduler-options '{"distance": "l2", "short_range": false}' --grid '[["exact-pgd-eot", {"steps": 10}]]'
@@ -50,7 +50,7 @@ def main():
     pipe.set_progress_bar_config(disable=True)
     defense = PurifyThenClassify(pipe, num_inference_steps=args.steps)
     rows = []
-    for mode in () if args.skip_diagnostics else ("autograd", "bpda", "exact"):  # what each gradient mode sees at the clean inputs
+    for mode in () if args.skip_diagnostics else ("autograd", "bpda", "exact", "feedback-cut"):  # what each gradient mode sees at the clean inputs
         d = gradient_diagnostics(PurifyThenClassify(pipe, gradient=mode, num_inference_steps=args.steps), x, y)
         rows.append({"gradient_mode": mode, **d})
         print(json.dumps(rows[-1]), flush=True)

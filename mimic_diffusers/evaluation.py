@@ -111,16 +111,45 @@ def read_records(output_dir: str) -> List[dict]:
         if len(complete) != len(data):
             with open(path, "r+b") as f:
                 f.truncate(len(complete))
-        records.extend(json.loads(line) for line in complete.decode().splitlines() if line.strip())
+        records.extend(upgrade_record(json.loads(line)) for line in complete.decode().splitlines() if line.strip())
     return records
 
 
+def upgrade_record(record: dict) -> dict:
+    """A record in today's names. Stores written before the feedback-cut attack had its own name hold it as
+    `exact-pgd-eot` with the param `guidance_feedback: false` (labels `exact-pgd*`): it becomes
+    `feedback-cut-pgd-eot` (labels `feedback-cut-pgd*`); `guidance_feedback: true` was the exact attack.
+    `pgd-classifier` was torchattacks' PGD, whose random start came from the global RNG: those results are
+    kept as `pgd-classifier-torchattacks`, so the seeded `pgd-classifier` of today runs where a config asks."""
+    attacks = {}
+    for label, result in record.get("attacks", {}).items():
+        params = dict(result.get("params", {}))
+        feedback = params.pop("guidance_feedback", None)
+        if feedback is False and label.startswith("exact-pgd"):
+            label = "feedback-cut-pgd" + label[len("exact-pgd"):]
+        if label == "pgd-classifier" and "name" not in result:  # run by torchattacks, whose start was unseeded
+            label = "pgd-classifier-torchattacks"
+        attacks[label] = {**result, "params": params}
+    return {**record, "attacks": attacks} if "attacks" in record else record
+
+
+SCORES = ("correct", "vote_correct", "all_correct")
+
+
 def merge_records(records: List[dict]) -> Dict[tuple, dict]:
-    """(batch, threat) -> one record whose `attacks` joins those of every record of that unit
-    (an attack added to the config later is stored in a record of its own)."""
+    """(batch, threat) -> one record whose `attacks` joins those of every record of that unit (an attack
+    added to the config later is stored in a record of its own). A clean pass rerun to add a score a
+    record lacks (`all_correct`, say) completes it; a rerun that disagrees with the stored scores is an error."""
     merged: Dict[tuple, dict] = {}
     for r in records:
-        merged.setdefault((r["batch"], r["threat"]), {**r, "attacks": {}})["attacks"].update(r.get("attacks", {}))
+        key = (r["batch"], r["threat"])
+        if key not in merged:
+            merged[key] = {**r, "attacks": {}}
+        for field in SCORES:
+            if field in r and merged[key].setdefault(field, r[field]) != r[field]:
+                raise ValueError(f"the store holds two records of batch {r['batch']} ({r['threat']}) whose {field!r} "
+                                 "differ: the rerun did not reproduce the stored result")
+        merged[key]["attacks"].update(r.get("attacks", {}))
     return merged
 
 
@@ -180,7 +209,7 @@ def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optio
         x_adv = attack(x, y)
         defense.reseed(seed + 1)
         record["attacks"][attack_label(spec)] = {
-            **score_votes(defense.predict(x_adv, config.votes).tolist(), y.tolist()),
+            "name": spec["name"], **score_votes(defense.predict(x_adv, config.votes).tolist(), y.tolist()),
             "max_abs_perturbation": float((x_adv - x).abs().flatten(1).max(1).values.max()),
             "seconds": time.time() - start, "params": params,
             "diagnostics": {k: v for k, v in attack.diagnostics.items()},
@@ -266,7 +295,7 @@ def pending_units(config: EvalConfig, stored: Dict[tuple, dict]) -> List[tuple]:
                                  f"{record['ids'][-1]}, but batch_size={config.batch_size}, num_samples={config.num_samples} "
                                  f"make it {ids[0]}..{ids[-1]}: keep the store's batch_size or use another output_dir")
             if threat is None:
-                if record is None:
+                if record is None or any(field not in record for field in SCORES):
                     units.append((batch, None, None))
                 continue
             done = record["attacks"] if record else {}
@@ -282,49 +311,64 @@ def pending_units(config: EvalConfig, stored: Dict[tuple, dict]) -> List[tuple]:
     return units
 
 
-def _and_clean(rows: List[dict], name: str, field: str, clean_by_batch: Dict[int, list]) -> List[bool]:
-    """`field` of attack `name` per sample, counted correct only where the clean input was also correct:
-    an attack only counts as failed on a sample the defense got right without attack."""
-    return [bool(c and k) for r in rows for c, k in zip(r["attacks"][name].get(field, []),
-                                                        clean_by_batch.get(r["batch"], r["attacks"][name]["correct"]))]
+# The one metric definition: under each decision rule (the first purification, the majority of K, all K),
+# a sample counts as robust only if the rule classifies BOTH its clean and its attacked input correctly,
+# so an attack is never credited with (nor blamed for) a sample the defense already got wrong.
+RULES = {"correct": "accuracy", "vote_correct": "vote", "all_correct": "all_votes"}
+
+
+def robust_under_rule(rows: List[dict], label: str, rule: str, clean_by_batch: Dict[int, dict]) -> Optional[List[bool]]:
+    """Per sample of `rows`: attacked AND clean input correct under `rule`; None where a record predates it."""
+    out = []
+    for r in rows:
+        attacked, clean = r["attacks"][label].get(rule), clean_by_batch[r["batch"]].get(rule)
+        if attacked is None or clean is None:
+            return None
+        out += [bool(a and c) for a, c in zip(attacked, clean)]
+    return out
 
 
 def summarize(records: List[dict], config: EvalConfig) -> dict:
-    """Per threat: accuracy per attack, worst case per sample, majority vote, diagnostics, warnings."""
+    """Per threat: accuracy per attack under each rule, worst case per sample, diagnostics, warnings."""
     # the config's batches only: a store may hold more samples than this config asks for
     batches = -(-config.num_samples // config.batch_size)
     merged = {k: r for k, r in merge_records(records).items() if r["batch"] < batches}
     clean = sorted((r for r in merged.values() if r["threat"] == "clean"), key=lambda r: r["batch"])
+    clean_by_batch = {r["batch"]: r for r in clean}
     out = {"config": asdict(config), "clean": accuracy([c for r in clean for c in r["correct"]]),
            "clean_vote": accuracy([c for r in clean for c in r["vote_correct"]]), "threats": {}}
+    if all("all_correct" in r for r in clean):
+        out["clean_all_votes"] = accuracy([c for r in clean for c in r["all_correct"]])
+    names = {attack_label(spec): spec["name"] for spec in config.attacks}
     for threat in config.threats:
         key = threat_key(threat)
-        rows = sorted((r for r in merged.values() if r["threat"] == key), key=lambda r: r["batch"])
+        # batches with a clean record only: robustness is defined against the clean prediction
+        rows = sorted((r for r in merged.values() if r["threat"] == key and r["batch"] in clean_by_batch),
+                      key=lambda r: r["batch"])
         if not rows:
             continue
-        clean_by_batch = {r["batch"]: r["correct"] for r in clean}
-        per_attack: Dict[str, List[bool]] = {}
-        per_attack_all_votes: Dict[str, List[bool]] = {}
+        per_rule: Dict[str, Dict[str, List[bool]]] = {rule: {} for rule in RULES}
         result = {"attacks": {}, "n": sum(len(r["ids"]) for r in rows)}
         # the config's attacks, where every batch has them (a store may hold attacks since dropped)
-        for name in [n for n in map(attack_label, config.attacks) if all(n in r["attacks"] for r in rows)]:
-            correct, all_votes = (_and_clean(rows, name, field, clean_by_batch) for field in ("correct", "all_correct"))
-            per_attack[name] = correct
-            diag = [r["attacks"][name]["diagnostics"] for r in rows]
-            if len(all_votes) == len(correct):  # stores written before `all_correct` existed lack it
-                per_attack_all_votes[name] = all_votes
-            result["attacks"][name] = {
-                **accuracy(correct),
-                "vote": accuracy([c for r in rows for c in r["attacks"][name]["vote_correct"]]),
-                "all_votes": accuracy(all_votes) if len(all_votes) == len(correct) else None,
-                "seconds": sum(r["attacks"][name]["seconds"] for r in rows),
-                "params": rows[0]["attacks"][name]["params"],
+        for label in [n for n in names if all(n in r["attacks"] for r in rows)]:
+            scores = {rule: robust_under_rule(rows, label, rule, clean_by_batch) for rule in RULES}
+            for rule, correct in scores.items():
+                if correct is not None:
+                    per_rule[rule][label] = correct
+            diag = [r["attacks"][label]["diagnostics"] for r in rows]
+            result["attacks"][label] = {
+                "name": names[label], **accuracy(scores["correct"]),
+                "vote": accuracy(scores["vote_correct"]),
+                "all_votes": None if scores["all_correct"] is None else accuracy(scores["all_correct"]),
+                "seconds": sum(r["attacks"][label]["seconds"] for r in rows),
+                "params": rows[0]["attacks"][label]["params"],
                 "grad_l1_mean": _mean([d.get("grad_l1_mean") for d in diag]),
                 "zero_grad_fraction": _mean([d.get("zero_grad_fraction") for d in diag]),
             }
-        result["worst_case"] = accuracy(worst_case(per_attack))
-        if per_attack_all_votes.keys() == per_attack.keys():
-            result["worst_case_all_votes"] = accuracy(worst_case(per_attack_all_votes))
+        for rule, field in (("correct", "worst_case"), ("vote_correct", "worst_case_vote"),
+                            ("all_correct", "worst_case_all_votes")):
+            if per_rule[rule].keys() == result["attacks"].keys():  # every attack has the rule's records
+                result[field] = accuracy(worst_case(per_rule[rule]))
         result["warnings"] = [f"{key}: {w}" for w in _warnings(result["attacks"])]
         out["threats"][key] = result
     return out
@@ -335,20 +379,19 @@ def _mean(values):
     return sum(values) / len(values) if values else None
 
 
-GRADIENT_FREE = {"square"}
-
-
 def _warnings(attacks: dict) -> List[str]:
+    """Masking checks, by each attack's registered type (`ATTACKS`), never by its label."""
     warnings = []
-    for name, a in attacks.items():
-        if a["zero_grad_fraction"] is not None and a["zero_grad_fraction"] > 0.5:
-            warnings.append(f"{name}: {a['zero_grad_fraction']:.0%} of samples had an exactly zero input gradient: "
+    for label, a in attacks.items():
+        if a["zero_grad_fraction"] is not None and a["zero_grad_fraction"] > 0.5 and not ATTACKS[a["name"]].gradient_free:
+            warnings.append(f"{label}: {a['zero_grad_fraction']:.0%} of samples had an exactly zero input gradient: "
                             "this attack measured nothing (gradient masking)")
-    free = [a["accuracy"] for n, a in attacks.items() if n in GRADIENT_FREE]
-    for name, a in attacks.items():
-        if name not in GRADIENT_FREE and ATTACKS.get(name, (None, ""))[1] != "classifier" and free and min(free) < a["accuracy"]:
-            warnings.append(f"gradient-free attack beats {name} ({min(free):.1%} < {a['accuracy']:.1%}): "
-                            f"{name}'s gradient is masked or the attack is too weak")
+    free = [a["accuracy"] for a in attacks.values() if ATTACKS[a["name"]].gradient_free]
+    for label, a in attacks.items():
+        entry = ATTACKS[a["name"]]
+        if not entry.gradient_free and entry.adaptive and free and min(free) < a["accuracy"]:
+            warnings.append(f"gradient-free attack beats {label} ({min(free):.1%} < {a['accuracy']:.1%}): "
+                            f"{label}'s gradient is masked or the attack is too weak")
     return warnings
 
 

@@ -20,22 +20,30 @@ def _pct(a: dict) -> str:
     return f"{a['accuracy']:.1%} [{a['ci95'][0]:.1%}, {a['ci95'][1]:.1%}]"
 
 
+METRIC_NOTE = ("A sample counts as robust under a rule (the first purification; the majority of K; all K) only if "
+               "that rule classifies both its clean and its attacked input correctly.")
+
+
 def markdown_table(summary: dict) -> str:
+    k = summary["config"]["votes"]
+    every_clean = f", all {k}: {summary['clean_all_votes']['accuracy']:.1%}" if "clean_all_votes" in summary else ""
     lines = [f"Clean (standard) accuracy through the defense: {_pct(summary['clean'])} (n={summary['clean']['n']}, "
-             f"{summary['config']['num_inference_steps']} steps, majority of {summary['config']['votes']}: "
-             f"{summary['clean_vote']['accuracy']:.1%})", ""]
-    lines += [f"| threat | attack | robust acc [95% CI] | vote acc | all-{summary['config']['votes']} acc | n | "
+             f"{summary['config']['num_inference_steps']} steps, majority of {k}: "
+             f"{summary['clean_vote']['accuracy']:.1%}{every_clean})", "", METRIC_NOTE, ""]
+    lines += [f"| threat | attack | robust acc [95% CI] | vote acc | all-{k} acc | n | "
               "mean abs input grad (L1) | zero-grad frac | params | wall s |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for key, t in summary["threats"].items():
-        for name, a in t["attacks"].items():
+        for label, a in t["attacks"].items():
             g = "-" if a["grad_l1_mean"] is None else f"{a['grad_l1_mean']:.3g}"
             z = "-" if a["zero_grad_fraction"] is None else f"{a['zero_grad_fraction']:.2f}"
             params = ", ".join(f"{k}={v}" for k, v in a["params"].items())
             every = "-" if a.get("all_votes") is None else f"{a['all_votes']['accuracy']:.1%}"
-            lines.append(f"| {key} | {name} | {_pct(a)} | {a['vote']['accuracy']:.1%} | {every} | {a['n']} | {g} | {z} | {params} | {a['seconds']:.0f} |")
-        every = f"{t['worst_case_all_votes']['accuracy']:.1%}" if "worst_case_all_votes" in t else ""
-        lines.append(f"| {key} | **worst case** | **{_pct(t['worst_case'])}** | | {every} | {t['worst_case']['n']} | | | | |")
+            name = label if a["name"] == label else f"{label} ({a['name']})"
+            lines.append(f"| {key} | {name} | {_pct(a)} | {a['vote']['accuracy']:.1%} | {every} | {a['n']} | {g} | {z} | "
+                         f"{params} | {a['seconds']:.0f} |")
+        vote, every = (f"{t[f]['accuracy']:.1%}" if f in t else "-" for f in ("worst_case_vote", "worst_case_all_votes"))
+        lines.append(f"| {key} | **worst case** | **{_pct(t['worst_case'])}** | {vote} | {every} | {t['worst_case']['n']} | | | | |")
     warnings = [w for t in summary["threats"].values() for w in t["warnings"]]
     if warnings:
         lines += ["", "Warnings:"] + [f"- {w}" for w in warnings]

@@ -2,7 +2,9 @@
 
 Both loops are step based: the batch of step k is a pure function of (seed, k), so a run killed at any
 point resumes from its last `save_state` checkpoint and continues exactly where it was, across as
-many sittings as needed. EMA weights (diffusers `EMAModel`) are checkpointed with the rest.
+many sittings as needed. EMA weights (diffusers `EMAModel`) are checkpointed with the rest, and so is
+the loss window of the next log record; records past the checkpoint are dropped on resume, so the log
+of a resumed run equals that of an uninterrupted one (tests/test_training_resume.py kills runs to check).
 """
 from __future__ import annotations
 
@@ -84,11 +86,36 @@ def _last_checkpoint(output_dir: str) -> Tuple[Optional[str], int]:
     return os.path.join(root, f"step-{max(steps)}"), max(steps)
 
 
-def _save_checkpoint(accelerator, output_dir: str, step: int, keep: int):
+LOSS_WINDOW = "loss_window.json"
+
+
+def _load_loss_window(checkpoint: Optional[str]) -> list:
+    path = os.path.join(checkpoint, LOSS_WINDOW) if checkpoint else None
+    if path is None or not os.path.exists(path):  # no checkpoint, or one written before the window was saved
+        return []
+    with open(path) as f:
+        return json.load(f)
+
+
+def _truncate_log(log_path: str, step: int):
+    """Drop log records past `step` (and a line cut by a kill): the resumed run redoes and relogs them."""
+    if not os.path.exists(log_path):
+        return
+    with open(log_path) as f:
+        kept = [line for line in f if line.endswith("\n") and json.loads(line)["step"] <= step]
+    with open(log_path + ".tmp", "w") as f:
+        f.writelines(kept)
+    os.replace(log_path + ".tmp", log_path)  # atomic: a kill here leaves the old or the new log, never half
+
+
+def _save_checkpoint(accelerator, output_dir: str, step: int, keep: int, loss_window: list):
     root = os.path.join(output_dir, "checkpoints")
     path = os.path.join(root, f"step-{step}")
     accelerator.save_state(path)
     if accelerator.is_main_process:
+        # The losses since the last log record, so the first record after a resume averages the same steps.
+        with open(os.path.join(path, LOSS_WINDOW), "w") as f:
+            json.dump(loss_window, f)
         # The marker is written last: a checkpoint killed mid-write is never resumed from.
         with open(os.path.join(path, "complete"), "w") as f:
             f.write(str(step))
@@ -128,9 +155,11 @@ def _train(config: TrainConfig, model, loss_fn, export_fn):
     with open(os.path.join(config.output_dir, "train_config.json"), "w") as f:
         json.dump(asdict(config), f, indent=1)
     log_path = os.path.join(config.output_dir, "train_log.jsonl")
+    if accelerator.is_main_process:
+        _truncate_log(log_path, start)
     bar = tqdm(range(start, config.max_steps), initial=start, total=config.max_steps,
                disable=not accelerator.is_local_main_process, desc="train")
-    running = []
+    running = _load_loss_window(checkpoint)
     for step in bar:
         model.train()
         with accelerator.accumulate(model):
@@ -151,7 +180,7 @@ def _train(config: TrainConfig, model, loss_fn, export_fn):
                 f.write(json.dumps(record) + "\n")
             running = []
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.max_steps:
-            _save_checkpoint(accelerator, config.output_dir, step + 1, config.keep_checkpoints)
+            _save_checkpoint(accelerator, config.output_dir, step + 1, config.keep_checkpoints, running)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(model)
@@ -172,6 +201,7 @@ def train_unet(config: TrainConfig):
     """Train a DDPM `UNet2DModel` (epsilon prediction, 1000-step linear schedule) on the train split."""
     from diffusers import DDPMScheduler, UNet2DModel
 
+    torch.manual_seed(config.seed)  # the initial weights, too, are a function of the seed
     unet = UNet2DModel(**{**DEFAULT_UNET, **config.model})
     images, _ = _train_images(config, unet.config.in_channels)
     images = images * 2 - 1  # the UNet works in [-1, 1]
@@ -193,6 +223,7 @@ def train_classifier(config: TrainConfig):
     """Train a timm classifier (random-shift augmentation, cross entropy) on the train split."""
     from .classifier import TimmClassifier
 
+    torch.manual_seed(config.seed)  # the initial weights, too, are a function of the seed
     classifier = TimmClassifier(**{**DEFAULT_CLASSIFIER, **config.model})
     images, labels = _train_images(config, classifier.config.in_chans)
 

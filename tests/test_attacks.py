@@ -1,14 +1,21 @@
-"""Each attack lowers the accuracy of an undefended model; the exact gradient is right; autograd is masked."""
+"""Attacks: each one breaks an undefended model where random noise of the same size does not, stays in its
+eps ball, is reproducible from its seed alone, and, created by name, breaks a defended pipeline."""
+import os
+
 import pytest
 import torch
 
-from mimic_diffusers.attacks import PurifyThenClassify, create_attack, gradient_diagnostics
+from mimic_diffusers import MimicDiffusionPipeline, MimicDiffusionScheduler
+from mimic_diffusers.attacks import ATTACKS, PurifyThenClassify, create_attack, list_attacks
 from mimic_diffusers.attacks.autoattack import AutoAttackAdapter
 from mimic_diffusers.attacks.cw import CWL2
 from mimic_diffusers.attacks.pgd_eot import PGDEOT
 from mimic_diffusers.attacks.square import Square
+from mimic_diffusers.data import load_image_dataset, to_tensors
 
 from conftest import gen, tiny_pipeline
+
+SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pipelines", "mnist-mimic")
 
 
 class Undefended(torch.nn.Module):
@@ -26,7 +33,7 @@ class Undefended(torch.nn.Module):
 def undefended():
     torch.manual_seed(0)
     model = Undefended().eval()
-    x = torch.rand(16, 1, 16, 16)
+    x = torch.rand(32, 1, 16, 16)
     with torch.no_grad():
         y = model(x).argmax(1)
     return model, x, y
@@ -37,87 +44,64 @@ def accuracy(model, x, y):
         return (model(x).argmax(1) == y).float().mean().item()
 
 
-@pytest.mark.parametrize("make", [
-    lambda m: PGDEOT(m, eps=0.3, norm="Linf", steps=10, eot=2),
-    lambda m: PGDEOT(m, eps=3.0, norm="L2", steps=10),
-    lambda m: PGDEOT(m, eps=0.3, norm="Linf", steps=10, loss="margin"),
-    lambda m: Square(m, eps=0.3, n_queries=200),
-    lambda m: CWL2(m, c=10.0, steps=30, lr=0.05),
-    lambda m: AutoAttackAdapter(m, eps=0.3, version="standard", n_iter=10, n_queries=50, n_target_classes=2),
-    lambda m: AutoAttackAdapter(m, eps=0.3, version="rand", n_iter=10, eot=2),
-], ids=["pgd-linf", "pgd-l2", "pgd-margin", "square", "cw", "autoattack-standard", "autoattack-rand"])
-def test_attack_lowers_accuracy_of_undefended_model(undefended, make):
+def random_perturbation(x, eps, norm, seed=1):
+    """Noise of the attack's full size: a random corner of the l_inf ball, or a random l_2 direction."""
+    g = gen(seed)
+    if norm == "Linf":
+        return (x + eps * torch.sign(torch.rand(x.shape, generator=g) - 0.5)).clamp(0, 1)
+    d = torch.randn(x.shape, generator=g)
+    return (x + eps * d / d.flatten(1).norm(dim=1).view(-1, 1, 1, 1)).clamp(0, 1)
+
+
+LINF, L2 = 0.07, 1.0  # budgets where random noise keeps >= 80% of the linear model
+DIRECT = {  # attack -> (make, norm, eps)
+    "pgd-linf": (lambda m: PGDEOT(m, eps=LINF, norm="Linf", steps=10, eot=2), "Linf", LINF),
+    "pgd-l2": (lambda m: PGDEOT(m, eps=L2, norm="L2", steps=10), "L2", L2),
+    "pgd-margin": (lambda m: PGDEOT(m, eps=LINF, norm="Linf", steps=10, loss="margin"), "Linf", LINF),
+    "square": (lambda m: Square(m, eps=LINF, n_queries=1000), "Linf", LINF),
+    "square-l2": (lambda m: Square(m, eps=L2, norm="L2", n_queries=1000), "L2", L2),
+    "cw": (lambda m: CWL2(m, eps=L2, c=10.0, steps=50, lr=0.05), "L2", L2),
+    "autoattack-standard": (lambda m: AutoAttackAdapter(m, eps=LINF, version="standard", n_iter=10, n_queries=50,
+                                                        n_target_classes=2), "Linf", LINF),
+    "autoattack-rand": (lambda m: AutoAttackAdapter(m, eps=LINF, version="rand", n_iter=10, eot=2), "Linf", LINF),
+}
+
+
+@pytest.mark.parametrize("attack", list(DIRECT))
+def test_attack_breaks_undefended_model_where_noise_does_not_and_stays_in_the_ball(undefended, attack):
     model, x, y = undefended
+    make, norm, eps = DIRECT[attack]
     assert accuracy(model, x, y) == 1.0
+    assert accuracy(model, random_perturbation(x, eps, norm), y) >= 0.8
     x_adv = make(model)(x, y)
+    assert accuracy(model, x_adv, y) <= 0.1
     assert x_adv.min() >= 0 and x_adv.max() <= 1
-    assert accuracy(model, x_adv, y) < 0.5
+    size = (x_adv - x).abs().flatten(1).max(1).values if norm == "Linf" else (x_adv - x).flatten(1).norm(dim=1)
+    assert size.max() <= eps * (1 + 1e-5)
 
 
-def test_linf_budget_respected(undefended):
-    model, x, y = undefended
-    x_adv = PGDEOT(model, eps=0.05, steps=5)(x, y)
-    assert (x_adv - x).abs().max() <= 0.05 + 1e-6
-
-
-def test_autograd_through_mimic_is_masked_and_exact_is_not():
-    """The paper's protocol sees an exactly zero gradient; BPDA and the exact chain do not."""
+def test_every_registered_attack_is_reproducible_from_its_seed_alone():
+    """Same seed, same x_adv, whatever ran in between (Square and AutoAttack reseed torch's global RNG
+    inside themselves) and whatever the global RNG holds; no attack changes the global RNG either."""
     pipe = tiny_pipeline(step_size_rule="constant", guidance_scale=30.0)
-    x, y = torch.rand(2, 1, 16, 16), torch.tensor([1, 2])
-    kw = dict(num_inference_steps=10)
-    assert gradient_diagnostics(PurifyThenClassify(pipe, "autograd", **kw), x, y)["zero_grad_fraction"] == 1.0
-    for mode in ("bpda", "exact"):
-        assert gradient_diagnostics(PurifyThenClassify(pipe, mode, **kw), x, y)["zero_grad_fraction"] == 0.0
+    x, y = torch.rand(2, 1, 16, 16, generator=gen(0)), torch.tensor([1, 2])
+    budgets = {"autoattack-standard": dict(n_iter=2, n_queries=5, n_target_classes=1), "autoattack-rand":
+               dict(n_iter=2, eot=1), "square": dict(n_queries=5), "cw-l2": dict(steps=2)}
 
+    def run(name, seed):
+        norm = "L2" if name == "cw-l2" else "Linf"
+        return create_attack(name, pipe, eps=0.3 if norm == "Linf" else 2.0, norm=norm, seed=seed,
+                             num_inference_steps=4, **budgets.get(name, dict(steps=2)))(x, y)
 
-def test_exact_gradient_matches_finite_differences():
-    """With the smooth surrogate the whole guided chain is differentiable: autograd (second order,
-    checkpointed) equals central differences of the forward."""
-    pipe = tiny_pipeline(clip_sample=False, step_size_rule="constant", guidance_scale=30.0, short_range=True)
-    pipe.unet.double()
-    torch.manual_seed(0)
-    x = torch.rand(1, 1, 16, 16, dtype=torch.float64) * 0.8 + 0.1
-    w, d = torch.randn_like(x), torch.randn_like(x)
-
-    def f(inp, checkpoint=True):
-        out = pipe(inp, num_inference_steps=5, generator=gen(0), output_type="pt", differentiable=True,
-                   sign_surrogate="tanh", surrogate_tau=0.5, checkpoint_steps=checkpoint).images
-        return (out * w).sum()
-
-    xg = x.clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(f(xg), xg)
-    xg2 = x.clone().requires_grad_(True)
-    (g_plain,) = torch.autograd.grad(f(xg2, checkpoint=False), xg2)
-    torch.testing.assert_close(g, g_plain)  # checkpointing changes memory, not the gradient
-    h = 1e-3
-    fd = (f(x + h * d) - f(x - h * d)) / (2 * h)
-    assert (g * d).sum().item() == pytest.approx(fd.item(), rel=1e-3)
-    assert g.abs().sum() > 0
-
-
-def test_guidance_feedback_cut_keeps_forward_and_input_path():
-    """guidance_feedback=False changes only the graph: outputs are identical; with one guided step
-    (nothing downstream for the cut feedback to act on) the input gradient equals the exact one, with
-    several guided steps it differs."""
-    pipe = tiny_pipeline(clip_sample=False, step_size_rule="constant", guidance_scale=30.0)
-    pipe.unet.double()
-    x = torch.rand(2, 1, 16, 16, dtype=torch.float64, generator=gen(3))
-    w = torch.randn(x.shape, dtype=torch.float64, generator=gen(4))
-
-    def grad_and_out(steps, feedback, checkpoint=True):
-        xg = x.clone().requires_grad_(True)
-        out = pipe(xg, num_inference_steps=steps, generator=gen(0), output_type="pt", differentiable=True,
-                   sign_surrogate="ste", surrogate_tau=0.5, checkpoint_steps=checkpoint, guidance_feedback=feedback).images
-        return torch.autograd.grad((out * w).sum(), xg)[0], out.detach()
-
-    (g_full, out_full), (g_cut, out_cut) = grad_and_out(5, True), grad_and_out(5, False)
-    assert [bool(pipe.scheduler.in_window(t)) for t in pipe.scheduler.purification_timesteps()].count(True) == 1
-    torch.testing.assert_close(out_cut, out_full)
-    torch.testing.assert_close(g_cut, g_full)
-    (g_full, out_full), (g_cut, out_cut) = grad_and_out(10, True), grad_and_out(10, False)
-    torch.testing.assert_close(out_cut, out_full)
-    assert g_cut.abs().sum() > 0 and not torch.allclose(g_cut, g_full)
-    torch.testing.assert_close(grad_and_out(10, False, checkpoint=False)[0], g_cut)  # recomputing g changes no number
+    assert set(budgets) | {"pgd-classifier", "pgd-eot", "bpda-eot", "exact-pgd-eot", "feedback-cut-pgd-eot"} == set(ATTACKS)
+    for name in list_attacks():
+        torch.manual_seed(1)
+        state = torch.get_rng_state()
+        first = run(name, seed=5)
+        assert torch.equal(torch.get_rng_state(), state), f"{name} changed torch's global RNG"
+        run("square", seed=11), run("autoattack-standard", seed=12)
+        torch.manual_seed(2), torch.rand(7)
+        assert torch.equal(run(name, seed=5), first), f"{name} is not reproducible from its seed"
 
 
 def test_create_attack_rejects_bad_input():
@@ -130,9 +114,90 @@ def test_create_attack_rejects_bad_input():
         create_attack("bpda-eot", pipe, eps=0.1, norm="L0")
     with pytest.raises(ValueError, match="unknown parameters"):
         create_attack("bpda-eot", pipe, eps=0.1, n_queries=10)
-    with pytest.raises(ValueError, match="gradient"):
+    with pytest.raises(ValueError, match="unknown parameters"):  # a chain option means nothing to BPDA
+        create_attack("bpda-eot", pipe, eps=0.1, tau=0.5)
+    with pytest.raises(ValueError, match="gradient must be one of"):
         PurifyThenClassify(pipe, gradient="magic")
     with pytest.raises(ValueError, match="loss must be one of"):
         create_attack("bpda-eot", pipe, eps=0.1, loss="hinge")
-    with pytest.raises(ValueError, match="guidance_feedback must be True or False"):
-        create_attack("exact-pgd-eot", pipe, eps=0.1, guidance_feedback="no")
+    for option, value in (("gradient", "exact"), ("guidance_feedback", False)):  # the name fixes the gradient
+        with pytest.raises(ValueError, match=f"parameter '{option}' no longer exists.*fixed by its name"):
+            create_attack("bpda-eot", pipe, eps=0.1, **{option: value})
+    with pytest.raises(ValueError, match="fixed by its name"):
+        create_attack("autoattack-rand", pipe, eps=0.1, version="standard")
+
+
+# ----------------------------------------------------------------------------- through the registry, defended
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    x, y = to_tensors(load_image_dataset("mnist5k", split="test"), 1, indices=range(8))
+    return x, y
+
+
+def shipped_with(preset):
+    pipe = MimicDiffusionPipeline.from_pretrained(SHIPPED)
+    pipe.scheduler = MimicDiffusionScheduler.from_preset(preset, base_config=pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def defended_accuracy(pipe, x, y, steps):
+    return (PurifyThenClassify(pipe, num_inference_steps=steps, seed=1).predict(x)[0] == y).float().mean().item()
+
+
+REGISTRY_BUDGETS = {  # the gradient attacks, at budgets that run in seconds on the shipped MNIST pipeline
+    "pgd-classifier": ("Linf", 0.3, dict(steps=20)),
+    "pgd-eot": ("Linf", 0.3, dict(steps=5)),
+    "bpda-eot": ("Linf", 0.3, dict(steps=5)),
+    "exact-pgd-eot": ("Linf", 0.3, dict(steps=5, tau=0.5, loss="margin")),
+    "feedback-cut-pgd-eot": ("Linf", 0.3, dict(steps=5, tau=0.5, loss="margin")),
+    "autoattack-standard": ("Linf", 0.3, dict(n_iter=3, n_queries=10, n_target_classes=1)),
+    "autoattack-rand": ("Linf", 0.3, dict(n_iter=3, eot=1)),
+    # C&W is a minimum-norm attack without EOT: against a stochastic purifier it needs a larger l_2 ball
+    "cw-l2": ("L2", 6.0, dict(c=10.0, kappa=2.0, steps=50, lr=0.1)),
+}
+
+
+def test_the_registry_budgets_cover_every_gradient_attack():
+    assert set(REGISTRY_BUDGETS) == set(list_attacks(gradient_free=False))
+
+
+@pytest.mark.parametrize("name", list(REGISTRY_BUDGETS))
+def test_registry_attack_breaks_diffpure_where_noise_does_not(mnist, name):
+    """On the shipped pipeline with the DiffPure preset (plain autograd is a real attack there; 10 steps
+    from t* = 0.1), every gradient attack created by name takes accuracy well below clean and below a
+    random perturbation of its size, inside its eps ball."""
+    x, y = mnist
+    pipe, steps = shipped_with("diffpure"), 100
+    norm, eps, params = REGISTRY_BUDGETS[name]
+    clean = defended_accuracy(pipe, x, y, steps)
+    noise = defended_accuracy(pipe, random_perturbation(x, eps, norm), y, steps)
+    x_adv = create_attack(name, pipe, eps=eps, norm=norm, seed=0, num_inference_steps=steps, **params)(x, y)
+    attacked = defended_accuracy(pipe, x_adv, y, steps)
+    assert clean == 1.0 and noise >= 0.75
+    assert attacked <= noise - 0.25, f"{name}: clean {clean}, noise {noise}, attacked {attacked}"
+    if ATTACKS[name].adaptive:  # the non-adaptive PGD on the bare classifier only has to beat noise
+        assert attacked <= 0.5, f"{name}: clean {clean}, noise {noise}, attacked {attacked}"
+    size = (x_adv - x).abs().flatten(1).max(1).values if norm == "Linf" else (x_adv - x).flatten(1).norm(dim=1)
+    assert size.max() <= eps * (1 + 1e-5)
+
+
+def test_feedback_cut_breaks_the_guided_chain_where_noise_does_not(mnist):
+    """On the shipped MimicDiffusion default (20 steps, 6 guided), the feedback-cut gradient attack
+    created by name takes accuracy well below a random perturbation of its size."""
+    x, y = mnist
+    pipe, steps = shipped_with("mimic"), 20
+    noise = defended_accuracy(pipe, random_perturbation(x, 0.3, "Linf"), y, steps)
+    x_adv = create_attack("feedback-cut-pgd-eot", pipe, eps=0.3, seed=0, num_inference_steps=steps, steps=5, tau=0.5,
+                          loss="margin")(x, y)
+    assert noise >= 0.75 and defended_accuracy(pipe, x_adv, y, steps) <= 0.5
+
+
+def test_readme_attack_table_is_the_registry():
+    """README's attack table lists every registered name with its fixed gradient and its one-line definition."""
+    readme = open(os.path.join(os.path.dirname(SHIPPED), os.pardir, "README.md")).read()
+    rows = [f"| `{name}` | {ATTACKS[name].gradient} | {ATTACKS[name].summary} |" for name in list_attacks()]
+    missing = [row for row in rows if row not in readme]
+    assert not missing, "README lacks these attack rows:\n" + "\n".join(missing)

@@ -235,3 +235,61 @@ def test_one_eps_run_reports_every_eps_in_the_store_and_report_only_runs_nothing
     assert "--report-only runs nothing" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="holds no results"):
         report_store(EvalConfig(**make_config(pipeline_dir, tmp_path / "empty")).validate())
+
+
+def test_summarize_one_metric_definition_worst_cases_and_warnings_by_type():
+    """Hand-built records with known answers: every rule (first purification, majority of 3, all 3)
+    counts a sample only if the rule gets its clean input right too; the worst case per sample under
+    each rule; warnings read the attack's registered type, so a labelled Square is still gradient-free
+    and the non-adaptive classifier PGD is never flagged."""
+    from mimic_diffusers.evaluation import summarize
+
+    T, F = True, False
+    clean = {"batch": 0, "threat": "clean", "ids": [0, 1, 2, 3], "labels": [0, 1, 2, 3],
+             "correct": [T, T, T, F], "vote_correct": [T, T, F, T], "all_correct": [T, F, T, F]}
+
+    def result(correct, vote, every, zero=None):
+        return {"correct": correct, "vote_correct": vote, "all_correct": every, "seconds": 1.0, "params": {},
+                "diagnostics": {} if zero is None else {"zero_grad_fraction": zero, "grad_l1_mean": 1 - zero}}
+
+    attacked = {"batch": 0, "threat": "Linf-0.3", "ids": [0, 1, 2, 3], "labels": [0, 1, 2, 3], "attacks": {
+        "my-square": result([F, T, T, T], [T, F, T, T], [F, T, T, T]),
+        "bpda-eot": result([T, T, T, T], [T, T, T, T], [T, T, T, T], zero=1.0),
+        "pgd-classifier": result([T, T, T, T], [T, T, T, T], [F, F, F, F], zero=0.0)}}
+    config = EvalConfig(pipeline="p", output_dir="o", num_samples=4, batch_size=4, votes=3,
+                        threats=[{"norm": "Linf", "eps": 0.3}],
+                        attacks=[{"name": "square", "label": "my-square"}, {"name": "bpda-eot"}, {"name": "pgd-classifier"}])
+    s = summarize([clean, attacked], config)
+    assert (s["clean"]["accuracy"], s["clean_vote"]["accuracy"], s["clean_all_votes"]["accuracy"]) == (0.75, 0.75, 0.5)
+    t = s["threats"]["Linf-0.3"]
+    got = {label: (a["accuracy"], a["vote"]["accuracy"], a["all_votes"]["accuracy"]) for label, a in t["attacks"].items()}
+    assert got == {"my-square": (0.5, 0.5, 0.25), "bpda-eot": (0.75, 0.75, 0.5), "pgd-classifier": (0.75, 0.75, 0.0)}
+    assert t["attacks"]["my-square"]["name"] == "square"
+    worst = (t["worst_case"]["accuracy"], t["worst_case_vote"]["accuracy"], t["worst_case_all_votes"]["accuracy"])
+    assert worst == (0.5, 0.5, 0.0)
+    assert t["warnings"] == [
+        "Linf-0.3: bpda-eot: 100% of samples had an exactly zero input gradient: this attack measured nothing (gradient masking)",
+        "Linf-0.3: gradient-free attack beats bpda-eot (50.0% < 75.0%): bpda-eot's gradient is masked or the attack is too weak"]
+
+
+def test_store_written_before_the_feedback_cut_had_its_name_resumes_under_it(tmp_path):
+    """Records of `exact-pgd-eot` with `guidance_feedback: false` (how the feedback-cut attack was stored)
+    read back as `feedback-cut-pgd-eot`: a config naming it finds them done, and nothing reruns."""
+    from mimic_diffusers.evaluation import merge_records, pending_units
+
+    params = {"steps": 1, "tau": 0.5, "guidance_feedback": False, "num_inference_steps": 4}
+    legacy = [{"batch": 0, "threat": "clean", "ids": [0, 1], "labels": [0, 1], "correct": [True, True],
+               "vote_correct": [True, True], "all_correct": [True, True]},
+              {"batch": 0, "threat": "Linf-0.3", "ids": [0, 1], "labels": [0, 1], "attacks": {
+                  label: {"correct": [True, False], "vote_correct": [True, False], "seconds": 1.0, "params": params,
+                          "diagnostics": {}} for label in ("exact-pgd-eot", "exact-pgd-eot4")}}]
+    (tmp_path / "results.rank0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in legacy))
+    config = EvalConfig(pipeline="p", output_dir=str(tmp_path), num_samples=2, batch_size=2, num_inference_steps=4,
+                        threats=[{"norm": "Linf", "eps": 0.3}],
+                        attacks=[{"name": "feedback-cut-pgd-eot", "params": {"steps": 1, "tau": 0.5}},
+                                 {"name": "feedback-cut-pgd-eot", "label": "feedback-cut-pgd-eot4",
+                                  "params": {"steps": 1, "tau": 0.5}}]).validate()
+    records = read_records(str(tmp_path))
+    assert set(records[1]["attacks"]) == {"feedback-cut-pgd-eot", "feedback-cut-pgd-eot4"}
+    assert all("guidance_feedback" not in a["params"] for a in records[1]["attacks"].values())
+    assert pending_units(config, merge_records(records)) == []

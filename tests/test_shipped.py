@@ -1,8 +1,10 @@
 """The shipped pipeline folder loads and the main job (`mimic-diffusers demo`) runs end to end."""
+import json
 import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from mimic_diffusers import MimicDiffusionPipeline, MimicDiffusionScheduler, TimmClassifier
@@ -54,3 +56,53 @@ def test_readme_table5_tables_are_the_stored_records():
         assert rows, f"table5_report.py printed no rows at N={n}"
         missing = [line for line in rows if line not in readme]
         assert not missing, f"README lacks these rows of `table5_report.py --num-samples {n}`:\n" + "\n".join(missing)
+
+
+@pytest.mark.slow
+def test_end_to_end_evaluation_of_the_shipped_pipeline(tmp_path):
+    """The real protocol on a few images (`pytest -m slow`, a few minutes on 2 CPU cores): the shipped
+    default at the paper's 100 steps, every attack family of configs/mnist-default.yaml plus the exact
+    attack at small budgets, through the CLI. The paper's protocol sees a zero gradient and is flagged;
+    the chain gradients are not zero; reports and the worst case follow the one metric definition."""
+    config = {"pipeline": SHIPPED, "output_dir": str(tmp_path / "store"), "num_samples": 4, "batch_size": 4,
+              "num_inference_steps": 100, "votes": 2, "examples": 2, "threats": [{"norm": "Linf", "eps": 0.3}],
+              "attacks": [{"name": "autoattack-standard", "params": {"n_iter": 1, "n_queries": 2, "n_target_classes": 1}},
+                          {"name": "pgd-classifier", "params": {"steps": 5}},
+                          {"name": "bpda-eot", "params": {"steps": 2}},
+                          {"name": "exact-pgd-eot", "params": {"steps": 1, "tau": 0.5, "loss": "margin"}},
+                          {"name": "feedback-cut-pgd-eot", "params": {"steps": 1, "tau": 0.5, "loss": "margin"}},
+                          {"name": "square", "params": {"n_queries": 3}}]}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    result = subprocess.run([sys.executable, "-m", "mimic_diffusers.cli", "evaluate", "--config", str(path)],
+                            capture_output=True, text=True, timeout=1800, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "store" / "summary.json").read_text())
+    t = summary["threats"]["Linf-0.3"]
+    assert list(t["attacks"]) == [a["name"] for a in config["attacks"]] and t["n"] == 4
+    assert t["attacks"]["autoattack-standard"]["zero_grad_fraction"] == 1.0
+    assert any("autoattack-standard: 100% of samples had an exactly zero input gradient" in w for w in t["warnings"])
+    for name in ("bpda-eot", "exact-pgd-eot", "feedback-cut-pgd-eot"):
+        assert t["attacks"][name]["zero_grad_fraction"] == 0.0, name
+    for rule, worst in (("accuracy", "worst_case"), ("vote", "worst_case_vote"), ("all_votes", "worst_case_all_votes")):
+        per_attack = [a[rule] if rule == "accuracy" else a[rule]["accuracy"] for a in t["attacks"].values()]
+        assert t[worst]["accuracy"] <= min(per_attack)
+    assert (tmp_path / "store" / "examples_Linf-0.3_feedback-cut-pgd-eot.png").exists()
+    assert "feedback-cut-pgd-eot" in (tmp_path / "store" / "results.md").read_text()
+
+
+def test_committed_reports_are_what_the_committed_stores_give():
+    """Every committed results.md / summary.json is what `benchmarks/regenerate_reports.py` renders from the
+    committed stores today: a changed metric definition or attack name without regenerating fails here."""
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "regenerate_reports.py"), "--check"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_readme_main_table_is_the_stored_report():
+    """The README's table of the shipped default is benchmarks/results/eval-mnist-default/results.md, line for line."""
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    report = open(os.path.join(ROOT, "benchmarks", "results", "eval-mnist-default", "results.md")).read()
+    rows = [line for line in report.splitlines() if line.startswith(("| Linf", "Clean", "- Linf"))]
+    missing = [line for line in rows if line not in readme]
+    assert rows and not missing, "README lacks these lines of eval-mnist-default/results.md:\n" + "\n".join(missing)

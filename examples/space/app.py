@@ -30,10 +30,10 @@ from mimic_diffusers.data import load_image_dataset, to_tensors  # noqa: E402
 from mimic_diffusers.guidance import DISTANCES, STEP_SIZE_RULES  # noqa: E402
 
 try:
-    from mimic_diffusers.attacks import bpda_attack
+    from mimic_diffusers.attacks import bpda_attack, create_attack
     BPDA_NOTE = None
 except Exception as error:  # the attack module is optional for the demo: hide the choice, say why
-    bpda_attack = None
+    bpda_attack = create_attack = None
     BPDA_NOTE = f"BPDA is unavailable here: `mimic_diffusers.attacks` could not be imported ({error})."
 
 DEFAULT_PIPELINE = os.path.join("pipelines", "mnist-mimic")
@@ -49,7 +49,7 @@ GUIDANCE_KEYS = ("guidance_window_start", "guidance_window_end", "distance", "lo
 
 
 def available_attacks() -> List[str]:
-    return [NO_ATTACK, PGD] + ([BPDA] if bpda_attack is not None else [])
+    return [NO_ATTACK] + ([PGD] if create_attack is not None else []) + ([BPDA] if bpda_attack is not None else [])
 
 
 def resolve_pipeline_path(path: Optional[str] = None) -> str:
@@ -146,13 +146,8 @@ def run_attack(pipe, x, label: int, attack: str, eps: float, num_inference_steps
     if attack == NO_ATTACK or eps == 0:
         return x
     labels = torch.tensor([label])
-    if attack == PGD:
-        import torchattacks
-
-        torch.manual_seed(seed)  # torchattacks draws its random start from the global generator
-        pgd = torchattacks.PGD(pipe.classifier, eps=eps, alpha=2.5 * eps / ATTACK_STEPS, steps=ATTACK_STEPS,
-                               random_start=True)
-        return pgd(x, labels).detach()
+    if attack == PGD and create_attack is not None:
+        return create_attack("pgd-classifier", pipe, eps=eps, seed=seed, steps=ATTACK_STEPS)(x, labels).detach()
     if attack == BPDA and bpda_attack is not None:
         return bpda_attack(pipe, x, labels, eps, steps=ATTACK_STEPS, eot=1, num_inference_steps=num_inference_steps,
                            generator=torch.Generator().manual_seed(seed)).detach()

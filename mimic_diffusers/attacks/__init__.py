@@ -1,54 +1,112 @@
 """Attacks on a purify-then-classify defense, one per file, created by name (timm-style registry).
 
-Every attack is `attack = create_attack(name, pipe, eps=..., norm=..., **params)`, then
-`x_adv = attack(x, y)` with x in [0, 1]; `attack.diagnostics` holds its gradient diagnostics.
+Every attack is `attack = create_attack(name, pipe, eps=..., norm=..., seed=..., **params)`, then
+`x_adv = attack(x, y)` with x in [0, 1]; `attack.diagnostics` holds its gradient diagnostics. Which
+gradient an attack follows is part of its name (`ATTACKS[name].gradient`): no parameter changes it.
+Every attack draws its randomness from generators seeded by `seed` alone, never from (or into) torch's
+global RNG, so its result does not depend on what ran before it.
 """
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass, field
+from typing import Dict, List
 
 from .autoattack import AutoAttackAdapter
-from .classifier_pgd import ClassifierPGD
 from .cw import CWL2
 from .defense import GRADIENT_MODES, PurifyThenClassify, gradient_diagnostics, input_gradient
 from .pgd_eot import PGDEOT
 from .square import Square
 
-# name -> (attack class, gradient mode of the defense it attacks, fixed attack arguments)
-ATTACKS = {
-    "pgd-classifier": (ClassifierPGD, "classifier", {}),
-    "autoattack-standard": (AutoAttackAdapter, "autograd", {"version": "standard"}),
-    "autoattack-rand": (AutoAttackAdapter, "autograd", {"version": "rand"}),
-    "pgd-eot": (PGDEOT, "autograd", {}),
-    "bpda-eot": (PGDEOT, "bpda", {}),
-    "exact-pgd-eot": (PGDEOT, "exact", {}),
-    "square": (Square, "autograd", {}),
-    "cw-l2": (CWL2, "bpda", {}),
+
+@dataclass(frozen=True)
+class AttackEntry:
+    """A registered attack: its class, the defense gradient it follows, and its one-line definition."""
+
+    cls: type
+    gradient: str
+    summary: str
+    fixed: Dict = field(default_factory=dict)  # arguments the attack always gets
+    defaults: Dict = field(default_factory=dict)  # defaults a config may override
+    gradient_free: bool = False  # uses scores only: the check on every gradient attack
+    adaptive: bool = True  # False: ignores the purifier (an upper bound, never a robustness claim)
+
+
+_CHAIN = "PGD-EOT (margin or CE loss) through every purification step, sign(.) given a surrogate derivative"
+ATTACKS: Dict[str, AttackEntry] = {
+    "pgd-classifier": AttackEntry(PGDEOT, "classifier", "PGD on the bare classifier, then purification "
+                                  "(non-adaptive: an upper bound)", defaults={"steps": 40}, adaptive=False),
+    "autoattack-standard": AttackEntry(AutoAttackAdapter, "autograd", "AutoAttack standard with plain autograd "
+                                       "through the purifier (the paper's protocol)", fixed={"version": "standard"}),
+    "autoattack-rand": AttackEntry(AutoAttackAdapter, "autograd", "AutoAttack rand (APGD-CE/DLR with EOT) with "
+                                   "plain autograd through the purifier", fixed={"version": "rand"}),
+    "pgd-eot": AttackEntry(PGDEOT, "autograd", "PGD-EOT with plain autograd through the purifier"),
+    "bpda-eot": AttackEntry(PGDEOT, "bpda", "PGD-EOT with BPDA: forward purifies, backward is the identity "
+                            "(Athalye et al. 2018)"),
+    "exact-pgd-eot": AttackEntry(PGDEOT, "exact", f"{_CHAIN}: the full chain-rule derivative"),
+    "feedback-cut-pgd-eot": AttackEntry(PGDEOT, "feedback-cut", f"{_CHAIN}, dropping each guidance term's "
+                                        "derivative w.r.t. x_t (keeps d g / d x_adv): not the exact gradient"),
+    "square": AttackEntry(Square, "autograd", "Square Attack: gradient-free, score based (Andriushchenko et al. "
+                          "2020)", gradient_free=True),
+    "cw-l2": AttackEntry(CWL2, "bpda", "Carlini-Wagner l2 with BPDA gradients; a perturbation over eps counts "
+                         "as a failed attack"),
 }
-DEFENSE_OPTIONS = ("num_inference_steps", "gradient_steps", "sign_surrogate", "tau", "checkpoint_steps", "gradient",
-                   "guidance_feedback")
+
+# Options of the defense (not the attack) each gradient mode accepts.
+_STEPS = ("num_inference_steps",)
+_CHAIN_OPTIONS = _STEPS + ("gradient_steps", "sign_surrogate", "tau", "checkpoint_steps")
+DEFENSE_OPTIONS = {"autograd": _STEPS + ("checkpoint_steps",), "bpda": _STEPS, "classifier": _STEPS,
+                   "exact": _CHAIN_OPTIONS, "feedback-cut": _CHAIN_OPTIONS}
+
+
+def list_attacks(gradient_free: bool = None) -> List[str]:
+    """Registered attack names (optionally only the gradient-free ones, or only the others)."""
+    return sorted(n for n, e in ATTACKS.items() if gradient_free is None or e.gradient_free == gradient_free)
+
+
+def get_attack_entry(name: str) -> AttackEntry:
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}; choose from {sorted(ATTACKS)}")
+    return ATTACKS[name]
 
 
 def create_attack(name: str, pipe, eps: float, norm: str = "Linf", seed: int = 0, **params):
-    """Build attack `name` against `pipe` (a pipeline with a classifier). Unknown names/params raise."""
-    if name not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; choose from {sorted(ATTACKS)}")
+    """Build attack `name` against `pipe` (a pipeline with a classifier). Unknown names/params raise.
+
+    Args:
+        name: a registered name (`list_attacks()`).
+        pipe: a `MimicDiffusionPipeline` with a classifier component.
+        eps: the perturbation budget (>= 0) in [0, 1] pixel units.
+        norm: 'Linf' or 'L2'.
+        seed: seeds the attack's random start and the defense's purification noise.
+        params: the attack's own parameters (e.g. steps, eot, step_size, loss) and the defense options its
+            gradient accepts (`DEFENSE_OPTIONS[ATTACKS[name].gradient]`, e.g. num_inference_steps, tau).
+    Returns:
+        A callable `attack(x, y) -> x_adv` with `.diagnostics`, `.defense` and `.name`.
+    """
+    entry = get_attack_entry(name)
     if norm not in ("Linf", "L2"):
         raise ValueError(f"norm must be 'Linf' or 'L2', got {norm!r}")
     if not (isinstance(eps, (int, float)) and eps >= 0):
         raise ValueError(f"eps must be a number >= 0, got {eps!r}")
-    cls, gradient, fixed = ATTACKS[name]
-    defense_kw = {k: params.pop(k) for k in list(params) if k in DEFENSE_OPTIONS}
-    defense_kw.setdefault("gradient", gradient)
-    allowed = set(inspect.signature(cls.__init__).parameters) - {"self", "model", "eps", "norm", "seed"}
+    moved = {"guidance_feedback": "exact-pgd-eot (feedback kept) or feedback-cut-pgd-eot (feedback cut)",
+             "gradient": f"an attack name whose gradient you want ({sorted(ATTACKS)})"}
+    for key in set(params) & set(moved):
+        raise ValueError(f"attack {name!r}: the parameter {key!r} no longer exists, because an attack's gradient "
+                         f"is fixed by its name: use {moved[key]}")
+    accepted = DEFENSE_OPTIONS[entry.gradient]
+    defense_kw = {k: params.pop(k) for k in list(params) if k in accepted}
+    signature = inspect.signature(entry.cls.__init__).parameters
+    allowed = set(signature) - {"self", "model", "eps", "norm", "seed"} - set(entry.fixed)
     unknown = set(params) - allowed
     if unknown:
-        raise ValueError(f"attack {name!r} got unknown parameters {sorted(unknown)}; it takes {sorted(allowed | set(DEFENSE_OPTIONS))}")
-    defense = PurifyThenClassify(pipe, seed=seed, **defense_kw)
-    kwargs = {**fixed, **params, "eps": eps, "norm": norm}
-    if "seed" in inspect.signature(cls.__init__).parameters:
+        raise ValueError(f"attack {name!r} got unknown parameters {sorted(unknown)}; it takes "
+                         f"{sorted(allowed | set(accepted))} (its gradient, {entry.gradient!r}, is fixed by its name)")
+    defense = PurifyThenClassify(pipe, gradient=entry.gradient, seed=seed, **defense_kw)
+    kwargs = {**entry.defaults, **params, **entry.fixed, "eps": eps, "norm": norm}
+    if "seed" in signature:
         kwargs["seed"] = seed
-    attack = cls(defense, **kwargs)
+    attack = entry.cls(defense, **kwargs)
     attack.defense, attack.name = defense, name
     return attack
 
@@ -65,5 +123,5 @@ def torch_seed(generator) -> int:
     return 0 if generator is None else int(generator.initial_seed()) % (2**31)
 
 
-__all__ = ["ATTACKS", "GRADIENT_MODES", "PurifyThenClassify", "bpda_attack", "create_attack",
-           "gradient_diagnostics", "input_gradient"]
+__all__ = ["ATTACKS", "AttackEntry", "DEFENSE_OPTIONS", "GRADIENT_MODES", "PurifyThenClassify", "bpda_attack",
+           "create_attack", "get_attack_entry", "gradient_diagnostics", "input_gradient", "list_attacks"]

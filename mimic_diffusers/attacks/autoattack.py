@@ -10,6 +10,8 @@ import logging
 
 import torch
 
+from .rng import private_global_rng
+
 
 class AutoAttackAdapter:
     def __init__(self, model, eps: float, norm: str = "Linf", version: str = "standard", n_iter: int = 100,
@@ -35,5 +37,6 @@ class AutoAttackAdapter:
 
         # what AutoAttack's gradient steps see at the clean input (zero => masked, the attack measures nothing)
         self.diagnostics = gradient_diagnostics(self.attack.model, x, y)
-        x_adv, _ = self.attack.run_standard_evaluation(x, y, batch_size=self.batch_size)
+        with private_global_rng(x.device):  # each sub-attack reseeds the global RNG from `seed`
+            x_adv, _ = self.attack.run_standard_evaluation(x, y, batch_size=self.batch_size)
         return x_adv.detach()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .rng import private_global_rng
+
 
 class Square:
     def __init__(self, model, eps: float, norm: str = "Linf", n_queries: int = 1000, p_init: float = 0.8, seed: int = 0):
@@ -15,5 +17,5 @@ class Square:
         self.diagnostics = {"gradient_free": True}
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
+        with torch.no_grad(), private_global_rng(x.device):  # Square reseeds the global RNG from `seed`
             return self.attack.perturb(x, y).detach()
