@@ -2,6 +2,7 @@
 __version__ = "0.1.0"
 
 from .classifier import ModuleClassifier, TimmClassifier
+from .defaults import load_pipeline
 from .guidance import guidance_loss, in_guidance_window, l1_distance, l2_distance, sr_operator
 from .pipeline_baselines import DiffPurePipeline, GDMPPipeline
 from .pipeline_mimic_diffusion import MimicDiffusionPipeline
@@ -10,5 +11,5 @@ from .scheduling_mimic import PRESETS, MimicDiffusionScheduler, MimicSchedulerOu
 __all__ = [
     "DiffPurePipeline", "GDMPPipeline", "MimicDiffusionPipeline", "MimicDiffusionScheduler",
     "MimicSchedulerOutput", "ModuleClassifier", "PRESETS", "TimmClassifier", "guidance_loss",
-    "in_guidance_window", "l1_distance", "l2_distance", "sr_operator",
+    "in_guidance_window", "l1_distance", "l2_distance", "load_pipeline", "sr_operator",
 ]

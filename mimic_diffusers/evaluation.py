@@ -177,18 +177,10 @@ def append_record(path: str, record: dict) -> None:
 
 
 def load_pipeline(config: EvalConfig, device=None):
-    from .pipeline_mimic_diffusion import MimicDiffusionPipeline
+    """The config's pipeline with its scheduler options (see `mimic_diffusers.defaults.load_pipeline`)."""
+    from .defaults import load_pipeline as load
 
-    pipe = MimicDiffusionPipeline.from_pretrained(config.pipeline)
-    if config.scheduler_options:
-        from .scheduling_mimic import MimicDiffusionScheduler
-
-        options = dict(config.scheduler_options)
-        preset = options.pop("preset", None)
-        pipe.scheduler = (MimicDiffusionScheduler.from_preset(preset, base_config=pipe.scheduler.config, **options)
-                          if preset else MimicDiffusionScheduler.from_config(pipe.scheduler.config, **options))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device) if device is not None else pipe
+    return load(config.pipeline, config.scheduler_options, device)
 
 
 def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optional[dict], attacks=None) -> dict:

@@ -99,6 +99,21 @@ class MimicDiffusionPipeline(MimicHubMixin, DiffusionPipeline):
         check_pipeline_folder(path)
         return super().from_pretrained(path, **kwargs)
 
+    def with_scheduler_options(self, preset: Optional[str] = None, **options) -> "MimicDiffusionPipeline":
+        """This pipeline (same UNet and classifier, shared, not copied) with another scheduler recipe: a
+        named `preset` and/or option overrides on this scheduler's beta schedule. This one is unchanged.
+
+        Example:
+            >>> diffpure = pipe.with_scheduler_options(preset="diffpure")
+            >>> wide = pipe.with_scheduler_options(guidance_window_start=0.79, guidance_window_end=0.11)
+        """
+        config = self.scheduler.config
+        scheduler = (MimicDiffusionScheduler.from_preset(preset, base_config=config, **options) if preset
+                     else MimicDiffusionScheduler.from_config(config, **options))
+        other = type(self)(unet=self.unet, scheduler=scheduler, classifier=self.classifier)
+        other.set_progress_bar_config(**getattr(self, "_progress_bar_config", {}))
+        return other
+
     # ------------------------------------------------------------------ helpers
     def enable_channels_last(self):
         """Store UNet weights channels-last (faster convolutions on many CPUs/GPUs; same results)."""

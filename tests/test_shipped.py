@@ -106,3 +106,19 @@ def test_readme_main_table_is_the_stored_report():
     rows = [line for line in report.splitlines() if line.startswith(("| Linf", "Clean", "- Linf"))]
     missing = [line for line in rows if line not in readme]
     assert rows and not missing, "README lacks these lines of eval-mnist-default/results.md:\n" + "\n".join(missing)
+
+
+def test_model_card_results_are_the_stored_report():
+    """Every robust-accuracy line of the shipped results.json (and so of its model card) is the current
+    summary of the default's store: same attacks, same values, nothing superseded left over."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("record_results", os.path.join(ROOT, "benchmarks", "record_results.py"))
+    record_results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(record_results)
+    summary = json.load(open(os.path.join(ROOT, "benchmarks", "results", "eval-mnist-default", "summary.json")))
+    recorded = [r for r in load_results(folder=SHIPPED)["results"] if r["metric"].startswith("robust accuracy")]
+    expected = record_results.results_from_summary(summary, recorded[0]["command"])
+    assert recorded == expected
+    card = open(os.path.join(SHIPPED, "README.md")).read()
+    assert all(f"| {r['metric']} | {r['value']} |" in card for r in expected)
