@@ -11,7 +11,7 @@ import torch
 
 from mimic_diffusers.attacks import create_attack
 from mimic_diffusers.data import load_image_dataset, to_tensors
-from mimic_diffusers.evaluation import EvalConfig, load_pipeline
+from mimic_diffusers import load_pipeline
 
 CANDIDATES = [
     {},                                                         # the default
@@ -35,11 +35,11 @@ def main():
     args = p.parse_args()
     candidates = json.loads(args.candidates) if args.candidates else CANDIDATES
     x, y = to_tensors(load_image_dataset("mnist5k", split="test"), 1, indices=range(args.num_images))
-    base = load_pipeline(EvalConfig(pipeline=args.pipeline, output_dir=""))
+    base = load_pipeline(args.pipeline)
     pgd = create_attack("pgd-classifier", base, eps=0.3, steps=40)(x, y)
     rows = []
     for options in candidates:
-        pipe = load_pipeline(EvalConfig(pipeline=args.pipeline, output_dir="", scheduler_options=options))
+        pipe = load_pipeline(args.pipeline, options)
         start = time.time()
 
         def acc(images, seed):

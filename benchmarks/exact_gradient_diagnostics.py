@@ -19,7 +19,7 @@ import torch
 from mimic_diffusers.attacks import PurifyThenClassify, input_gradient
 from mimic_diffusers.attacks.pgd_eot import margin
 from mimic_diffusers.data import load_image_dataset, to_tensors
-from mimic_diffusers.evaluation import EvalConfig, load_pipeline
+from mimic_diffusers import load_pipeline
 from mimic_diffusers.reports import atomic_write
 
 SETTINGS = {
@@ -44,7 +44,7 @@ def main():
     p.add_argument("--purifications", type=int, default=2)
     p.add_argument("--output", default="benchmarks/results/exact-gradient-diagnostics.json")
     args = p.parse_args()
-    pipe = load_pipeline(EvalConfig(pipeline=args.pipeline, output_dir=""))
+    pipe = load_pipeline(args.pipeline)
     pipe.set_progress_bar_config(disable=True)
     x, y = to_tensors(load_image_dataset("mnist5k", split="test"), 1, indices=range(args.num_images))
     scorer = PurifyThenClassify(pipe, num_inference_steps=args.steps)

@@ -14,7 +14,7 @@ import torch
 
 from mimic_diffusers.attacks import PurifyThenClassify, create_attack
 from mimic_diffusers.data import load_image_dataset, to_tensors
-from mimic_diffusers.evaluation import EvalConfig, load_pipeline
+from mimic_diffusers import load_pipeline
 from mimic_diffusers.metrics import wilson_interval
 from mimic_diffusers.reports import atomic_write
 
@@ -57,7 +57,7 @@ def main():
     args = p.parse_args()
     if args.timing_only and not os.path.isfile(args.output):
         p.error(f"--timing-only needs an earlier study in --output ({args.output!r} does not exist)")
-    pipe = load_pipeline(EvalConfig(pipeline=args.pipeline, output_dir=""))
+    pipe = load_pipeline(args.pipeline)
     pipe.set_progress_bar_config(disable=True)
     n = max(args.standard_images, args.bpda_images)
     x, y = to_tensors(load_image_dataset("mnist5k", split="test"), 1, indices=range(n))

@@ -20,7 +20,7 @@ import torch
 
 from mimic_diffusers.attacks import PurifyThenClassify, create_attack, gradient_diagnostics
 from mimic_diffusers.data import load_image_dataset, to_tensors
-from mimic_diffusers.evaluation import EvalConfig, load_pipeline
+from mimic_diffusers import load_pipeline
 from mimic_diffusers.reports import atomic_write
 
 GRID = [
@@ -45,7 +45,7 @@ def main():
     p.add_argument("--scheduler-options", type=json.loads, default={},
                    help="JSON scheduler options of an ablation row, e.g. '{\"distance\": \"l2\", \"short_range\": false}'")
     args = p.parse_args()
-    pipe = load_pipeline(EvalConfig(pipeline=args.pipeline, output_dir="", scheduler_options=args.scheduler_options))
+    pipe = load_pipeline(args.pipeline, args.scheduler_options)
     x, y = to_tensors(load_image_dataset("mnist5k", split="test"), 1, indices=range(args.num_images))
     pipe.set_progress_bar_config(disable=True)
     defense = PurifyThenClassify(pipe, num_inference_steps=args.steps)

@@ -38,8 +38,15 @@ def build(pipeline_path: str, mode: str, device: str):
     return load_pipeline(config, torch.device(device))
 
 
+def random_images(pipe, batch: int, device: str, requires_grad: bool = False) -> torch.Tensor:
+    """A batch of uniform images of the UNet's channel count and size."""
+    from .image_io import unet_image_shape
+
+    return torch.rand(batch, *unet_image_shape(pipe.unet), device=device, requires_grad=requires_grad)
+
+
 def time_purification(pipe, batch: int, steps: int, repeats: int, device: str) -> float:
-    x = torch.rand(batch, pipe.unet.config.in_channels, pipe.unet.config.sample_size, pipe.unet.config.sample_size, device=device)
+    x = random_images(pipe, batch, device)
     pipe(x, num_inference_steps=steps, generator=torch.Generator(device).manual_seed(0), output_type="pt")  # warm-up
     best = float("inf")
     for r in range(repeats):
@@ -55,7 +62,7 @@ def exact_gradient_once(pipe, batch: int, steps: int, checkpoint: bool, device: 
     from .attacks import PurifyThenClassify
 
     defense = PurifyThenClassify(pipe, gradient="exact", num_inference_steps=steps, checkpoint_steps=checkpoint)
-    x = torch.rand(batch, 1, pipe.unet.config.sample_size, pipe.unet.config.sample_size, device=device, requires_grad=True)
+    x = random_images(pipe, batch, device, requires_grad=True)
     y = torch.zeros(batch, dtype=torch.long, device=device)
     start = time.perf_counter()
     loss = torch.nn.functional.cross_entropy(defense(x), y)
@@ -97,7 +104,7 @@ def memory_probe(pipeline_path: str, case: dict, device: str) -> dict:
     thread.start()
     start = time.perf_counter()
     if case["kind"] == "purify":
-        x = torch.rand(case["batch"], 1, pipe.unet.config.sample_size, pipe.unet.config.sample_size, device=device)
+        x = random_images(pipe, case["batch"], device)
         pipe(x, num_inference_steps=case["steps"], generator=torch.Generator(device).manual_seed(0), output_type="pt")
     else:
         exact_gradient_once(pipe, case["batch"], case["steps"], case["checkpoint"], device)
@@ -128,8 +135,9 @@ def machine() -> dict:
 
 def run_benchmark(pipeline_path: str, device: str = "cpu", batches=(1, 8, 64), steps: int = 100, repeats: int = 2,
                   memory_steps=(10, 100), gradient_steps=(10, 50, 100), gradient_batch: int = 8,
-                  speedups: bool = False) -> dict:
-    result = {"machine": machine(), "device": device, "steps": steps, "timing": {}, "memory": {}, "exact_gradient": {}}
+                  speedups: bool = False, memory_batch: int = 64) -> dict:
+    result = {"machine": machine(), "device": device, "steps": steps, "memory_batch": memory_batch,
+              "timing": {}, "memory": {}, "exact_gradient": {}}
     modes = list(MODES) + (list(SPEEDUPS) if speedups else [])
     for mode in modes:
         pipe = build(pipeline_path, mode.split("+")[0], device)
@@ -144,7 +152,7 @@ def run_benchmark(pipeline_path: str, device: str = "cpu", batches=(1, 8, 64), s
         for mode in modes:
             result["timing"][f"{mode}/b{batch}"]["ratio_to_unguided"] = result["timing"][f"{mode}/b{batch}"]["seconds"] / floor
     for T in memory_steps:
-        result["memory"][f"mimic/T{T}"] = run_in_subprocess(pipeline_path, {"kind": "purify", "mode": "mimic", "batch": 64, "steps": T}, device)
+        result["memory"][f"mimic/T{T}"] = run_in_subprocess(pipeline_path, {"kind": "purify", "mode": "mimic", "batch": memory_batch, "steps": T}, device)
     for T in gradient_steps:
         for ckpt in (True, False):
             key = f"T{T}/{'checkpointed' if ckpt else 'plain'}"
@@ -165,7 +173,8 @@ def markdown(result: dict) -> str:
         mode, batch = key.split("/")
         lines.append(f"| {mode} | {batch[1:]} | {t['seconds']:.2f} | {t['images_per_s']:.2f} | {t['ratio_to_unguided']:.2f} |")
     if result["memory"]:
-        lines += ["", "| purification memory (batch 64) | peak MB above baseline | seconds |", "|---|---|---|"]
+        lines += ["", f"| purification memory (batch {result.get('memory_batch', 64)}) | peak MB above baseline | seconds |",
+                  "|---|---|---|"]
     for key, r in result["memory"].items():
         lines.append(f"| {key} | {r['peak_mb_above_baseline']:.0f} | {r['seconds']:.1f} |")
     if result["exact_gradient"]:

@@ -13,6 +13,8 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 import torch
 
+from .image_io import pil_mode
+
 MNIST5K_SPLIT_SEED = 0
 MNIST5K_TEST_PER_CLASS = 100
 
@@ -102,9 +104,7 @@ def to_tensors(dataset, channels: int = 1, indices=None) -> Tuple[torch.Tensor, 
     """Images as a float tensor in [0, 1] of shape (N, C, H, W) and labels as int64 (N,)."""
     if indices is not None:
         dataset = dataset.select(list(indices))
-    mode = {1: "L", 3: "RGB"}.get(channels)
-    if mode is None:
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    mode = pil_mode(channels)
     arrays = [np.asarray(img.convert(mode), dtype=np.float32) / 255.0 for img in dataset["image"]]
     x = torch.from_numpy(np.stack(arrays))
     x = x.unsqueeze(1) if channels == 1 else x.permute(0, 3, 1, 2)

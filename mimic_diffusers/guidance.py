@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -171,3 +172,31 @@ def guidance_loss(
         d = dist_fn(sr_operator(x0_hat, sr_factor, sr_direction), sr_operator(reference, sr_factor, sr_direction), abs_fn)
         total = total + step_size(step_size_rule, guidance_scale, alpha_bar, d) * d
     return total.sum()
+
+
+def validate_guidance_options(**o):
+    """Raise ValueError naming the option for any value outside its documented domain."""
+    s, e = o["guidance_window_start"], o["guidance_window_end"]
+    if not (0 < s <= 1):
+        raise ValueError(f"guidance_window_start must be in (0, 1], got {s}")
+    if not (0 <= e < 1):
+        raise ValueError(f"guidance_window_end must be in [0, 1), got {e}")
+    if not s > e:
+        raise ValueError(f"guidance_window_start ({s}) must be greater than guidance_window_end ({e})")
+    if not (0 < o["purification_start"] <= 1):
+        raise ValueError(f"purification_start must be in (0, 1], got {o['purification_start']}")
+    if not (0 <= o["eta"] <= 1):
+        raise ValueError(f"eta must be in [0, 1] (0: DDIM, 1: DDPM), got {o['eta']}")
+    choices = dict(distance=sorted(DISTANCES), sr_direction=["down", "up"], step_size_rule=sorted(STEP_SIZE_RULES),
+                   guidance_space=["x0", "xt"])
+    for name, allowed in choices.items():
+        if o[name] not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, got {o[name]!r}")
+    if not (isinstance(o["sr_factor"], int) and o["sr_factor"] >= 1):
+        raise ValueError(f"sr_factor must be an integer >= 1, got {o['sr_factor']!r}")
+    reference = o["guidance_reference_steps"]
+    if reference is not None and not (isinstance(reference, int) and reference >= 1):
+        raise ValueError(f"guidance_reference_steps must be None or an integer >= 1, got {reference!r}")
+    scale = o["guidance_scale"]
+    if scale is not None and not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale >= 0):
+        raise ValueError(f"guidance_scale must be None (rule default {DEFAULT_SCALES}) or a finite number >= 0, got {scale!r}")

@@ -10,12 +10,35 @@ Bad input raises ValueError/TypeError naming the argument and what was expected.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import os
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 RANGE_TOLERANCE = 1e-4  # float rounding of [0, 1] images; larger excursions are an error
+PIL_MODES = {1: "L", 3: "RGB"}  # channel count -> PIL image mode
+
+
+def pil_mode(channels: int, name: str = "channels") -> str:
+    """The PIL mode ("L" or "RGB") for images with `channels` channels; ValueError for any other count."""
+    mode = PIL_MODES.get(channels)
+    if mode is None:
+        raise ValueError(f"{name}: PIL images have 1 (L) or 3 (RGB) channels, not {channels}")
+    return mode
+
+
+def unet_image_shape(unet) -> Tuple[int, int, int]:
+    """(channels, height, width) of the images `unet` was trained on, from its config."""
+    size = unet.config.sample_size
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    return unet.config.in_channels, height, width
+
+
+def image_generators(count: int, first_seed: int, device=None) -> List[torch.Generator]:
+    """One generator per image (seeds first_seed, first_seed + 1, ...): an image's noise does not depend
+    on the batch it is purified in."""
+    return [torch.Generator(device=device or "cpu").manual_seed(first_seed + k) for k in range(count)]
 
 
 def _from_numpy(array: np.ndarray, name: str) -> torch.Tensor:
@@ -37,10 +60,7 @@ def _from_one(image, channels: int, name: str) -> torch.Tensor:
         import PIL.Image
 
         if isinstance(image, PIL.Image.Image):
-            mode = {1: "L", 3: "RGB"}.get(channels)
-            if mode is None:
-                raise ValueError(f"{name}: PIL input needs a 1- or 3-channel UNet, this one has {channels}")
-            return _from_numpy(np.asarray(image.convert(mode)), name)
+            return _from_numpy(np.asarray(image.convert(pil_mode(channels, name))), name)
     except ImportError:  # pragma: no cover
         pass
     if isinstance(image, np.ndarray):
@@ -93,6 +113,38 @@ def to_image_tensor(
     if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
         raise ValueError(f"{name}: float pixel values must be in [0, 1], got range [{lo:.4g}, {hi:.4g}]")
     return x.float().clamp(0, 1) if x.dtype != torch.float32 or lo < 0 or hi > 1 else x
+
+
+def read_image_file(path: str, channels: int = 1, size: Optional[int] = None, max_bytes: Optional[int] = None,
+                    min_side: int = 1, max_side: Optional[int] = None) -> Tuple[torch.Tensor, Tuple[int, int]]:
+    """An image file PIL reads as a (1, C, H, W) tensor in [0, 1], converted to L or RGB (`channels`) and
+    resized to size x size when `size` is given, and its original (width, height). The file size and the
+    sides are checked before the pixels are decoded; a bad file raises ValueError naming it."""
+    from PIL import Image
+
+    name, mode = os.path.basename(path), pil_mode(channels)
+    nbytes = os.path.getsize(path)
+    if max_bytes is not None and nbytes > max_bytes:
+        raise ValueError(f"{name} is too large: {nbytes / 2**20:.1f} MB, the limit is {max_bytes / 2**20:.0f} MB")
+    try:
+        image = Image.open(path)  # reads the header only
+    except Image.DecompressionBombError:
+        raise ValueError(f"{name} has the wrong size: too many pixels (at most {max_side} px per side)") from None
+    except (OSError, SyntaxError, ValueError):  # what PIL raises for files it cannot identify
+        raise ValueError(f"{name} is not an image (PNG, JPEG, BMP, ... expected)") from None
+    with image:
+        width, height = image.size
+        if min(width, height) < min_side or (max_side is not None and max(width, height) > max_side):
+            limits = f"{min_side} to {max_side}" if max_side is not None else f"at least {min_side}"
+            resized = f" (it is then resized to {size}x{size})" if size else ""
+            raise ValueError(f"{name} has the wrong size: {width}x{height} px; accepted are {limits} px per side{resized}")
+        try:
+            image = image.convert(mode)
+        except (OSError, SyntaxError, ValueError):
+            raise ValueError(f"{name} is a damaged image file: it could not be decoded") from None
+    if size and (width, height) != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    return _from_numpy(np.asarray(image), name).contiguous(), (width, height)
 
 
 def postprocess(images01: torch.Tensor, output_type: str = "pil"):

@@ -23,7 +23,7 @@ def accuracy(correct: Sequence[bool]) -> dict:
 
 
 def majority_vote(votes: List[List[int]]) -> List[int]:
-    """votes[k][i] = label of sample i in purification k -> the most frequent label per sample
+    """`votes[k][i]` = label of sample i in purification k -> the most frequent label per sample
     (ties go to the smallest label, deterministically)."""
     result = []
     for labels in zip(*votes):

@@ -2,12 +2,15 @@
 written to a temporary name and renamed, so an interrupted run never leaves a half-written report."""
 from __future__ import annotations
 
+import io
 import json
 import os
 from typing import List, Sequence
 
 
 def atomic_write(path: str, data, mode: str = "w") -> None:
+    """Write `data` (str, or bytes with mode "wb") to a temporary name, fsync, and rename over `path`:
+    a kill leaves the old file or the new one, never half of one."""
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, mode) as f:
         f.write(data)
@@ -109,7 +112,7 @@ def image_grid(rows: Sequence, predictions: List[List[int]], labels: List[int], 
 def _save_figure(fig, path: str) -> None:
     import matplotlib.pyplot as plt
 
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
+    atomic_write(path, png.getvalue(), "wb")

@@ -6,8 +6,9 @@ ordinary x_{t-1}; all options live in `scheduler_config.json` via `register_to_c
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Union
 
 import numpy as np
 import torch
@@ -16,9 +17,11 @@ from diffusers.schedulers import DDIMScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin  # noqa: F401  (the loader looks it up here)
 from diffusers.utils import BaseOutput
 
-from .guidance import DEFAULT_SCALES, DISTANCES, STEP_SIZE_RULES, guidance_loss, in_guidance_window
+from .guidance import DEFAULT_SCALES, guidance_loss, in_guidance_window, validate_guidance_options
 
-GUIDANCE_SPACES = ("x0", "xt")
+GUIDANCE_OPTIONS = ("eta", "purification_start", "guidance_window_start", "guidance_window_end", "distance", "long_range",
+                    "short_range", "sr_direction", "sr_factor", "step_size_rule", "guidance_scale", "guidance_space",
+                    "guidance_reference_steps")
 
 # Named recipes; each is a set of config overrides on top of the defaults below.
 PRESETS = {
@@ -46,7 +49,43 @@ class MimicSchedulerOutput(BaseOutput):
 
 
 class MimicDiffusionScheduler(DDIMScheduler):
-    """DDIM/DDPM step + MimicDiffusion guidance. Unknown or inconsistent options raise ValueError."""
+    r"""A `DDIMScheduler` whose `guided_step` adds MimicDiffusion's guidance (Song & Lai) inside a window.
+
+    The first 15 arguments are `DDIMScheduler`'s (`timestep_spacing="trailing"`: t = 999, ..., 9 at 100
+    steps). Each MimicDiffusion option is described here once: the model card and docs render this list.
+
+    Args:
+        eta (`float`, defaults to 1.0):
+            DDIM eta: 1 = DDPM ancestral step, 0 = deterministic DDIM.
+        purification_start (`float`, defaults to 1.0):
+            Start of the reverse process as a fraction of T: 1 = from pure noise; t* < 1 diffuses the input to t* first (DiffPure, GDMP).
+        guidance_window_start (`float`, defaults to 0.5):
+            Upper end of the guidance window as a fraction of T (guided: end * T <= t <= start * T).
+        guidance_window_end (`float`, defaults to 0.2):
+            Lower end of the guidance window as a fraction of T.
+        distance (`str`, defaults to "l1"):
+            Distance between x0_hat and the adversarial image: "l1" (per-sample mean) or "l2".
+        long_range (`bool`, defaults to True):
+            The long-range term dist(x0_hat, x_adv).
+        short_range (`bool`, defaults to True):
+            The short-range term dist(H(x0_hat), H(x_adv)) through the bicubic operator H.
+        sr_direction (`str`, defaults to "down"):
+            H resamples "down" (DPS's forward operator) or "up" (the paper's wording).
+        sr_factor (`int`, defaults to 4):
+            Resampling factor of H.
+        step_size_rule (`str`, defaults to "paper"):
+            How the guidance step size depends on t: "paper" (1 / alpha_bar^2), "dps", "constant", "official", "gdmp".
+        guidance_scale (`float`, *optional*):
+            Scale of the step size rule (None = the rule's default).
+        guidance_space (`str`, defaults to "x0"):
+            "x0" guides the predicted clean image; "xt" guides the noisy sample (GDMP).
+        guidance_reference_steps (`int`, *optional*, defaults to 100):
+            Step sizes are for this many steps; other step counts rescale them so the total pull does not depend on T (None: fixed per step).
+
+    Example:
+        >>> scheduler = MimicDiffusionScheduler.from_preset("mimic-paper")
+        >>> scheduler.set_timesteps(100)
+    """
 
     _compatibles = ["DDIMScheduler", "DDPMScheduler", "PNDMScheduler"]
 
@@ -97,6 +136,17 @@ class MimicDiffusionScheduler(DDIMScheduler):
             clip_sample_range=clip_sample_range, sample_max_value=sample_max_value,
             timestep_spacing=timestep_spacing, rescale_betas_zero_snr=rescale_betas_zero_snr,
         )
+
+    @classmethod
+    def option_docs(cls) -> Dict[str, str]:
+        """{MimicDiffusion option: its description}, read from the class docstring's Args."""
+        docs, name = {}, None
+        for line in inspect.cleandoc(cls.__doc__).split("Args:")[1].split("Example:")[0].splitlines()[1:]:
+            if not line.startswith("        "):
+                name = line.split(" (")[0].strip()
+            if name in GUIDANCE_OPTIONS:
+                docs[name] = (docs.get(name, "") + " " + line.strip()).strip() if line.startswith("        ") else ""
+        return docs
 
     @classmethod
     def from_preset(cls, preset: str = "mimic", base_config=None, **overrides) -> "MimicDiffusionScheduler":
@@ -198,31 +248,3 @@ class MimicDiffusionScheduler(DDIMScheduler):
                 loss = guidance_loss(x, reference_t, **options)
                 (grad,) = torch.autograd.grad(loss, x, create_graph=create_graph, retain_graph=create_graph or retain_graph)
         return MimicSchedulerOutput(prev_sample=prev - grad, pred_original_sample=x0_hat, guidance=-grad)
-
-
-def validate_guidance_options(**o):
-    """Raise ValueError naming the option for any value outside its documented domain."""
-    s, e = o["guidance_window_start"], o["guidance_window_end"]
-    if not (0 < s <= 1):
-        raise ValueError(f"guidance_window_start must be in (0, 1], got {s}")
-    if not (0 <= e < 1):
-        raise ValueError(f"guidance_window_end must be in [0, 1), got {e}")
-    if not s > e:
-        raise ValueError(f"guidance_window_start ({s}) must be greater than guidance_window_end ({e})")
-    if not (0 < o["purification_start"] <= 1):
-        raise ValueError(f"purification_start must be in (0, 1], got {o['purification_start']}")
-    if not (0 <= o["eta"] <= 1):
-        raise ValueError(f"eta must be in [0, 1] (0: DDIM, 1: DDPM), got {o['eta']}")
-    choices = dict(distance=sorted(DISTANCES), sr_direction=["down", "up"], step_size_rule=sorted(STEP_SIZE_RULES),
-                   guidance_space=list(GUIDANCE_SPACES))
-    for name, allowed in choices.items():
-        if o[name] not in allowed:
-            raise ValueError(f"{name} must be one of {allowed}, got {o[name]!r}")
-    if not (isinstance(o["sr_factor"], int) and o["sr_factor"] >= 1):
-        raise ValueError(f"sr_factor must be an integer >= 1, got {o['sr_factor']!r}")
-    reference = o["guidance_reference_steps"]
-    if reference is not None and not (isinstance(reference, int) and reference >= 1):
-        raise ValueError(f"guidance_reference_steps must be None or an integer >= 1, got {reference!r}")
-    scale = o["guidance_scale"]
-    if scale is not None and not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale >= 0):
-        raise ValueError(f"guidance_scale must be None (rule default {DEFAULT_SCALES}) or a finite number >= 0, got {scale!r}")

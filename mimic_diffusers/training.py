@@ -19,6 +19,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from .reports import atomic_write
+
 
 @dataclass
 class TrainConfig:
@@ -30,13 +32,13 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 200
     gradient_accumulation_steps: int = 1
-    mixed_precision: str = "no"
     checkpoint_every: int = 250
     keep_checkpoints: int = 2
     log_every: int = 50
     ema_decay: float = 0.999
     seed: int = 0
     cpu: bool = False
+    mixed_precision: str = "no"
     model: dict = field(default_factory=dict)
 
     def validate(self):
@@ -103,9 +105,7 @@ def _truncate_log(log_path: str, step: int):
         return
     with open(log_path) as f:
         kept = [line for line in f if line.endswith("\n") and json.loads(line)["step"] <= step]
-    with open(log_path + ".tmp", "w") as f:
-        f.writelines(kept)
-    os.replace(log_path + ".tmp", log_path)  # atomic: a kill here leaves the old or the new log, never half
+    atomic_write(log_path, "".join(kept))  # a kill here leaves the old log or the new one, never half
 
 
 def _save_checkpoint(accelerator, output_dir: str, step: int, keep: int, loss_window: list):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mimic_diffusers import MimicDiffusionScheduler
+from mimic_diffusers.attacks import DifferentiableChain
 
 from conftest import tiny_pipeline
 
@@ -63,7 +64,7 @@ def test_unknown_preset_and_call_arguments():
     with pytest.raises(ValueError, match="generator"):
         pipe(x, num_inference_steps=2, generator=[torch.Generator(), torch.Generator()])
     with pytest.raises(ValueError, match="sign_surrogate"):
-        pipe(x, num_inference_steps=2, sign_surrogate="cube")
+        pipe(x, num_inference_steps=2, output_type="pt", chain=DifferentiableChain(sign_surrogate="cube"))
     with pytest.raises(TypeError):
         pipe(x, num_inference_steps=2, not_an_option=1)
 

@@ -154,15 +154,15 @@ def test_store_of_other_batches_or_attack_params_is_a_clear_error(pipeline_dir, 
 
 LATE_RANK_LAUNCHER = """
 import os, sys, time
-import mimic_diffusers.evaluation as evaluation
+from mimic_diffusers.evaluation import store
 from mimic_diffusers.cli import main
-first_read, read_records = [True], evaluation.read_records
+first_read, read_records = [True], store.read_records
 def late_read(output_dir):  # rank 1 reaches its first read of the store late (a slow start)
     if os.environ.get("RANK") == "1" and first_read:
         first_read.clear()
         time.sleep(6)
     return read_records(output_dir)
-evaluation.read_records = late_read
+store.read_records = late_read
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -6,6 +6,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mimic_diffusers.attacks import PurifyThenClassify, gradient_diagnostics
+from mimic_diffusers.attacks.chain import DifferentiableChain
 from mimic_diffusers.guidance import guidance_loss, make_abs
 
 from conftest import gen, tiny_pipeline
@@ -28,8 +29,8 @@ def guided_steps(pipe):
 
 
 def objective(pipe, x, w, feedback=True, checkpoint=True):
-    out = pipe(x, num_inference_steps=STEPS, generator=gen(0), output_type="pt", differentiable=True,
-               sign_surrogate="tanh", surrogate_tau=TAU, checkpoint_steps=checkpoint, guidance_feedback=feedback).images
+    chain = DifferentiableChain(sign_surrogate="tanh", surrogate_tau=TAU, checkpoint_steps=checkpoint, guidance_feedback=feedback)
+    out = pipe(x, num_inference_steps=STEPS, generator=gen(0), output_type="pt", chain=chain).images
     return (out * w).sum()
 
 

@@ -19,7 +19,7 @@ from diffusers import DDIMScheduler
 from huggingface_hub import ModelCard
 
 from mimic_diffusers import MimicDiffusionPipeline, MimicDiffusionScheduler
-from mimic_diffusers.hub import MIMIC_OPTIONS, load_results, write_model_card
+from mimic_diffusers.hub import MIMIC_OPTIONS, load_results, looks_like_repo_id, write_model_card
 from mimic_diffusers.safety import PICKLE_SUFFIXES
 
 from conftest import gen, tiny_pipeline
@@ -195,3 +195,10 @@ def test_card_lists_every_mimic_option():
     ours = set(inspect.signature(MimicDiffusionScheduler.__init__).parameters)
     ddim = set(inspect.signature(DDIMScheduler.__init__).parameters)
     assert set(MIMIC_OPTIONS) == ours - ddim
+
+
+def test_looks_like_repo_id(tmp_path):
+    assert looks_like_repo_id("user/tiny-mimic") and looks_like_repo_id("tiny-mimic")
+    (tmp_path / "file").write_text("x")
+    for path in (str(tmp_path), str(tmp_path / "file"), "./user/x", "../x", "/abs/x", "a/b/c", "a/", "", "x..y", "a b"):
+        assert not looks_like_repo_id(path), path

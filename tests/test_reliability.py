@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from mimic_diffusers import MimicDiffusionPipeline
 from mimic_diffusers import resources
+from mimic_diffusers.attacks.chain import DifferentiableChain
 
 from conftest import gen, tiny_pipeline
 
@@ -73,7 +74,7 @@ def test_memory_guard_refuses_before_allocating(monkeypatch):
     with pytest.raises(ValueError, match="smaller batch"):
         PIPE(torch.rand(64, 1, 16, 16), num_inference_steps=2)
     with pytest.raises(ValueError, match="checkpoint_steps=True"):
-        PIPE(torch.rand(8, 1, 16, 16).requires_grad_(), num_inference_steps=100, output_type="pt", differentiable=True)
+        PIPE(torch.rand(8, 1, 16, 16).requires_grad_(), num_inference_steps=100, output_type="pt", chain=DifferentiableChain())
 
 
 def test_bit_identical_across_runs_and_batch_compositions():

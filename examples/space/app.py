@@ -2,8 +2,8 @@
 
 The pipeline folder comes from the env var MIMIC_PIPELINE (default `pipelines/mnist-mimic`, looked up
 next to this file, then in the repository root; a Hub repo id works too). Everything runs offline.
-The logic lives in plain functions (`load_upload`, `run_attack`, `purify_and_classify`, ...) so it is
-tested without a browser; `build_demo` only wires them to the UI.
+The logic lives in plain functions (`run_attack`, `purify_and_classify`, ...; image input and output in
+`space_io.py` next to this file) so it is tested without a browser; `build_demo` only wires them to the UI.
 """
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from functools import lru_cache
 from typing import Dict, List, Optional, Tuple
 
 import gradio as gr
-import numpy as np
 import torch
-from PIL import Image
 
 SPACE_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(SPACE_DIR))
@@ -24,10 +22,15 @@ try:
     import mimic_diffusers  # noqa: F401
 except ImportError:  # run from a repository checkout without installing the package
     sys.path.insert(0, REPO_ROOT)
+if SPACE_DIR not in sys.path:  # for space_io.py next to this file, also when this file is loaded by its path
+    sys.path.append(SPACE_DIR)
 
-from mimic_diffusers import MimicDiffusionPipeline, MimicDiffusionScheduler  # noqa: E402
+from mimic_diffusers import MimicDiffusionPipeline  # noqa: E402
 from mimic_diffusers.data import load_image_dataset, to_tensors  # noqa: E402
 from mimic_diffusers.guidance import DISTANCES, STEP_SIZE_RULES  # noqa: E402
+from mimic_diffusers.hub import looks_like_repo_id  # noqa: E402
+from mimic_diffusers.image_io import unet_image_shape  # noqa: E402
+from space_io import DIGIT, UPLOAD, UPSCALE, load_upload, to_pil, trajectory_strip  # noqa: E402,F401
 
 try:
     from mimic_diffusers.attacks import bpda_attack, create_attack
@@ -37,13 +40,8 @@ except Exception as error:  # the attack module is optional for the demo: hide t
     BPDA_NOTE = f"BPDA is unavailable here: `mimic_diffusers.attacks` could not be imported ({error})."
 
 DEFAULT_PIPELINE = os.path.join("pipelines", "mnist-mimic")
-DIGIT, UPLOAD = "MNIST test digit", "uploaded image"
 NO_ATTACK, PGD, BPDA = "none", "PGD on the classifier", "BPDA+EOT on purifier + classifier"
-MAX_UPLOAD_BYTES = 2 * 1024 * 1024
-MIN_SIDE, MAX_SIDE = 8, 2048
 ATTACK_STEPS = 10
-UPSCALE = 6  # 28 px digits are unreadable in a browser at 1:1
-MAX_FRAMES = 10
 GUIDANCE_KEYS = ("guidance_window_start", "guidance_window_end", "distance", "long_range", "short_range",
                  "step_size_rule", "guidance_scale")
 
@@ -59,7 +57,7 @@ def resolve_pipeline_path(path: Optional[str] = None) -> str:
     for candidate in (path, os.path.join(SPACE_DIR, path), os.path.join(REPO_ROOT, path)):
         if os.path.isdir(candidate):
             return candidate
-    if os.path.isabs(path) or path.startswith(".") or path.count("/") != 1:
+    if not looks_like_repo_id(path):
         raise FileNotFoundError(f"pipeline folder {path!r} not found (next to app.py or in the repository root); "
                                 "set MIMIC_PIPELINE to a pipeline folder or a Hub repo id")
     return path
@@ -78,8 +76,7 @@ def mnist_test_split():
 
 
 def image_size(pipe) -> int:
-    size = pipe.unet.config.sample_size
-    return size if isinstance(size, int) else size[0]
+    return unet_image_shape(pipe.unet)[1]
 
 
 def mnist_digit(pipe, index) -> Tuple[torch.Tensor, int]:
@@ -93,50 +90,12 @@ def mnist_digit(pipe, index) -> Tuple[torch.Tensor, int]:
     return x, int(y[0])
 
 
-def load_upload(path: Optional[str], size: int = 28, channels: int = 1) -> Tuple[torch.Tensor, str]:
-    """Check an uploaded file and return a (1, C, size, size) image in [0, 1] and a note on conversions.
-
-    Accepted: any image PIL reads, up to 2 MB and MIN_SIDE..MAX_SIDE px per side; it is converted to
-    grayscale (or RGB) and resized to size x size.
-    """
-    if not path:
-        raise gr.Error(f"no image uploaded: upload one, or choose '{DIGIT}'")
-    name = os.path.basename(path)
-    nbytes = os.path.getsize(path)
-    if nbytes > MAX_UPLOAD_BYTES:
-        raise gr.Error(f"{name} is too large: {nbytes / 2**20:.1f} MB, the limit is {MAX_UPLOAD_BYTES / 2**20:.0f} MB")
-    try:
-        image = Image.open(path)  # reads the header only: the size is checked before decoding the pixels
-    except Image.DecompressionBombError:
-        raise gr.Error(f"{name} has the wrong size: too many pixels (at most {MAX_SIDE} px per side)") from None
-    except (OSError, SyntaxError, ValueError):  # what PIL raises for files it cannot identify
-        raise gr.Error(f"{name} is not an image (PNG, JPEG, BMP, ... expected)") from None
-    with image:
-        width, height = image.size
-        if not (MIN_SIDE <= min(width, height) and max(width, height) <= MAX_SIDE):
-            raise gr.Error(f"{name} has the wrong size: {width}x{height} px; accepted are {MIN_SIDE} to "
-                           f"{MAX_SIDE} px per side (it is then resized to {size}x{size})")
-        try:
-            image = image.convert({1: "L", 3: "RGB"}[channels])
-        except (OSError, SyntaxError, ValueError):
-            raise gr.Error(f"{name} is a damaged image file: it could not be decoded") from None
-    mode = "grayscale" if channels == 1 else "RGB"
-    note = f"{width}x{height} {mode} upload"
-    if (width, height) != (size, size):
-        image = image.resize((size, size), Image.BILINEAR)
-        note = f"upload resized from {width}x{height} to {size}x{size} {mode}"
-    x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
-    x = x[None, None] if channels == 1 else x.permute(2, 0, 1)[None]
-    return x, note
-
-
 def guided_pipeline(pipe, **options) -> MimicDiffusionPipeline:
     """The same models with a scheduler carrying `options` (validated; the shared `pipe` is untouched)."""
     try:
-        scheduler = MimicDiffusionScheduler.from_config(pipe.scheduler.config, **options)
+        purifier = pipe.with_scheduler_options(**options)
     except ValueError as error:
         raise gr.Error(str(error)) from None
-    purifier = MimicDiffusionPipeline(unet=pipe.unet, scheduler=scheduler, classifier=pipe.classifier)
     purifier.set_progress_bar_config(desc="purifying")
     return purifier
 
@@ -187,22 +146,6 @@ def purify_and_classify(pipe, x, label: int, attack: str = NO_ATTACK, eps: float
     probs = {name: probabilities(pipe, image) for name, image in
              (("clean", x), ("adversarial", x_adv), ("purified", purified))}
     return Outcome(x, x_adv, purified, probs, trajectory)
-
-
-def to_pil(x: torch.Tensor, scale: int = UPSCALE) -> Image.Image:
-    x = torch.nn.functional.interpolate(x[:1].float().cpu(), scale_factor=scale, mode="nearest")
-    array = (x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-
-
-def trajectory_strip(trajectory, max_frames: int = MAX_FRAMES) -> Optional[Image.Image]:
-    """x0_hat frames (evenly chosen, at most `max_frames`) side by side, 2 px white gaps."""
-    if not trajectory:
-        return None
-    keep = np.unique(np.linspace(0, len(trajectory) - 1, min(max_frames, len(trajectory))).round().astype(int))
-    frames = [trajectory[i][1][:1] for i in keep]
-    gap = torch.ones_like(frames[0][..., :2])
-    return to_pil(torch.cat([f if j == 0 else torch.cat([gap, f], -1) for j, f in enumerate(frames)], -1))
 
 
 def describe(outcome: Outcome, source_note: str, attack: str, eps: float, steps: int) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List
 
 from .autoattack import AutoAttackAdapter
+from .chain import DifferentiableChain
 from .cw import CWL2
 from .defense import GRADIENT_MODES, PurifyThenClassify, gradient_diagnostics, input_gradient
 from .pgd_eot import PGDEOT
@@ -83,6 +84,9 @@ def create_attack(name: str, pipe, eps: float, norm: str = "Linf", seed: int = 0
             gradient accepts (`DEFENSE_OPTIONS[ATTACKS[name].gradient]`, e.g. num_inference_steps, tau).
     Returns:
         A callable `attack(x, y) -> x_adv` with `.diagnostics`, `.defense` and `.name`.
+    Example:
+        >>> attack = create_attack("feedback-cut-pgd-eot", pipe, eps=0.3, steps=10, eot=2, loss="margin")
+        >>> x_adv = attack(images01, labels)
     """
     entry = get_attack_entry(name)
     if norm not in ("Linf", "L2"):
@@ -123,5 +127,5 @@ def torch_seed(generator) -> int:
     return 0 if generator is None else int(generator.initial_seed()) % (2**31)
 
 
-__all__ = ["ATTACKS", "AttackEntry", "DEFENSE_OPTIONS", "GRADIENT_MODES", "PurifyThenClassify", "bpda_attack",
+__all__ = ["ATTACKS", "AttackEntry", "DEFENSE_OPTIONS", "DifferentiableChain", "GRADIENT_MODES", "PurifyThenClassify", "bpda_attack",
            "create_attack", "get_attack_entry", "gradient_diagnostics", "input_gradient", "list_attacks"]

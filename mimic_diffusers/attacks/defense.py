@@ -21,6 +21,8 @@ from typing import Optional
 
 import torch
 
+from .chain import DifferentiableChain
+
 GRADIENT_MODES = ("autograd", "bpda", "exact", "feedback-cut", "classifier")
 
 
@@ -51,9 +53,10 @@ class PurifyThenClassify(torch.nn.Module):
     def reseed(self, seed: int) -> None:
         self.generator.manual_seed(int(seed))
 
-    def purify(self, x: torch.Tensor, differentiable: bool = False, steps: Optional[int] = None, **kw) -> torch.Tensor:
+    def purify(self, x: torch.Tensor, chain: Optional[DifferentiableChain] = None, steps: Optional[int] = None) -> torch.Tensor:
+        """Purified images (B, C, H, W); with `chain`, differentiable w.r.t. `x` (`pipe(..., chain=chain)`)."""
         return self.pipe(x, num_inference_steps=steps or self.num_inference_steps, generator=self.generator,
-                         output_type="pt", differentiable=differentiable, **kw).images
+                         output_type="pt", chain=chain).images
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         wants_grad = torch.is_grad_enabled() and x.requires_grad
@@ -67,11 +70,10 @@ class PurifyThenClassify(torch.nn.Module):
                 purified = self.purify(x)
             return self.classifier(x + (purified - x).detach())  # identity backward
         if self.gradient == "autograd":
-            return self.classifier(self.purify(x, differentiable=True, checkpoint_steps=self.checkpoint_steps))
-        return self.classifier(self.purify(
-            x, differentiable=True, steps=self.gradient_steps, sign_surrogate=self.sign_surrogate,
-            surrogate_tau=self.tau, checkpoint_steps=self.checkpoint_steps, guidance_feedback=self.gradient == "exact",
-        ))
+            return self.classifier(self.purify(x, chain=DifferentiableChain(checkpoint_steps=self.checkpoint_steps)))
+        chain = DifferentiableChain(sign_surrogate=self.sign_surrogate, surrogate_tau=self.tau,
+                                    checkpoint_steps=self.checkpoint_steps, guidance_feedback=self.gradient == "exact")
+        return self.classifier(self.purify(x, chain=chain, steps=self.gradient_steps))
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, votes: int = 1) -> torch.Tensor:

@@ -11,6 +11,8 @@ def add_arguments(p, name):
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--gradient-steps", type=int, nargs="+", default=[10, 50, 100])
     p.add_argument("--gradient-batch", type=int, default=8)
+    p.add_argument("--memory-steps", type=int, nargs="*", default=[10, 100], help="step counts of the memory cases")
+    p.add_argument("--memory-batch", type=int, default=64)
     p.add_argument("--output-dir", default="benchmarks/results")
     p.add_argument("--speedups", action="store_true", help="also time channels_last, torch.compile and autocast")
     p.add_argument("--skip-memory", action="store_true", help="timing only (no memory or exact-gradient cases)")
@@ -27,11 +29,13 @@ def run(args):
     from ..defaults import resolve_pipeline
     from ..reports import atomic_write
 
-    if min(args.batch_sizes) < 1 or args.steps < 1 or args.repeats < 1:
-        raise ValueError("--batch-sizes, --steps and --repeats must be >= 1")
-    cases = dict(memory_steps=(), gradient_steps=()) if args.skip_memory else dict(gradient_steps=tuple(args.gradient_steps))
+    if min(args.batch_sizes) < 1 or args.steps < 1 or args.repeats < 1 or min(args.memory_batch, args.gradient_batch) < 1:
+        raise ValueError("--batch-sizes, --steps, --repeats, --memory-batch and --gradient-batch must be >= 1")
+    cases = (dict(memory_steps=(), gradient_steps=()) if args.skip_memory else
+             dict(memory_steps=tuple(args.memory_steps), gradient_steps=tuple(args.gradient_steps)))
     result = run_benchmark(resolve_pipeline(args.pipeline), args.device, tuple(args.batch_sizes), args.steps,
-                           args.repeats, gradient_batch=args.gradient_batch, speedups=args.speedups, **cases)
+                           args.repeats, gradient_batch=args.gradient_batch, speedups=args.speedups,
+                           memory_batch=args.memory_batch, **cases)
     os.makedirs(args.output_dir, exist_ok=True)
     tag = ("cuda" if args.device.startswith("cuda") else "cpu") + ("-speedups" if args.speedups else "")
     atomic_write(os.path.join(args.output_dir, f"bench-{tag}.json"), json.dumps(result, indent=1))

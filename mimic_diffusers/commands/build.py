@@ -3,6 +3,8 @@ quality bars on the held-out split, and write results.json + the model card."""
 import json
 import os
 
+DEFAULT_DATASET = "mnist5k"
+
 
 def add_arguments(p, name):
     p.add_argument("--unet", required=True, help="folder with the trained UNet2DModel (config.json + safetensors)")
@@ -10,6 +12,9 @@ def add_arguments(p, name):
     p.add_argument("--output", required=True, help="pipeline folder to write (replaced atomically)")
     p.add_argument("--scheduler-options", default="{}", help="JSON overrides of the MimicDiffusionScheduler options")
     p.add_argument("--measure", action="store_true", help="measure the quality bars on the test split")
+    p.add_argument("--dataset", default=DEFAULT_DATASET,
+                   help="data set the models were trained on, measured on its test split: an embedded name "
+                        "(mnist5k), a local imagefolder or a Hub data set id")
     p.add_argument("--num-samples", type=int, default=1000, help="images for each measurement")
     p.add_argument("--num-inference-steps", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=250)
@@ -22,13 +27,15 @@ def run(args):
     for flag, path in (("--unet", args.unet), ("--classifier", args.classifier)):
         if not os.path.isdir(path):
             raise FileNotFoundError(f"{flag} {path!r} is not a folder")
+    if args.num_samples < 1 or args.batch_size < 1 or args.num_inference_steps < 1:
+        raise ValueError("--num-samples, --batch-size and --num-inference-steps must be >= 1")
     try:
         options, training = json.loads(args.scheduler_options), json.loads(args.training)
     except json.JSONDecodeError as error:
         raise ValueError(f"--scheduler-options/--training must be JSON objects: {error}") from None
     pipe = assemble_pipeline(args.unet, args.classifier, options)
     results = measure_quality(pipe, args) if args.measure else []
-    save_pipeline_folder(pipe, args.output, results=results, training=training, dataset="mnist5k")
+    save_pipeline_folder(pipe, args.output, results=results, training=training, dataset=args.dataset)
     for r in results:
         print(f"{r['metric']}: {r['value']}  ({r.get('attack', '-')}, n={r.get('n')})")
     print(f"wrote {args.output}")
@@ -39,24 +46,26 @@ def measure_quality(pipe, args):
     import torch
 
     from ..data import load_image_dataset, to_tensors
+    from ..image_io import image_generators, unet_image_shape
 
     pipe.set_progress_bar_config(disable=True)
-    x, y = to_tensors(load_image_dataset("mnist5k", split="test"), 1, indices=range(args.num_samples))
+    shape, batch = unet_image_shape(pipe.unet), args.batch_size
+    x, y = to_tensors(load_image_dataset(args.dataset, split="test"), shape[0], indices=range(args.num_samples))
+    if tuple(x.shape[1:]) != shape:
+        raise ValueError(f"--dataset {args.dataset!r} has {tuple(x.shape[1:])} images, the UNet takes {shape}")
     command = "mimic-diffusers build-pipeline --measure " + f"--num-samples {args.num_samples} --num-inference-steps {args.num_inference_steps}"
+    command += f" --dataset {args.dataset}" if args.dataset != DEFAULT_DATASET else ""
     results = []
     with torch.no_grad():
-        clean = torch.cat([pipe.classify(x[i:i + 500]).argmax(1) for i in range(0, len(x), 500)])
+        clean = torch.cat([pipe.classify(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
     results.append(dict(metric="classifier clean accuracy", value=round(float((clean == y).float().mean()), 4),
                         attack="none", n=len(x), command=command))
-    # unguided samples: the same scheduler with guidance switched off
-    from ..scheduling_mimic import MimicDiffusionScheduler
-
-    unguided = MimicDiffusionPipeline_like(pipe, MimicDiffusionScheduler.from_config(pipe.scheduler.config, long_range=False, short_range=False))
+    unguided = pipe.with_scheduler_options(long_range=False, short_range=False)  # the same scheduler, no guidance
     conf, labels = [], []
-    for i in range(0, args.num_samples, args.batch_size):
-        n = min(args.batch_size, args.num_samples - i)
-        gens = [torch.Generator().manual_seed(10_000 + i + k) for k in range(n)]
-        samples = unguided(torch.zeros(n, 1, 28, 28), num_inference_steps=args.num_inference_steps, generator=gens, output_type="pt").images
+    for i in range(0, len(x), batch):
+        n = min(batch, len(x) - i)
+        samples = unguided(torch.zeros(n, *shape), num_inference_steps=args.num_inference_steps,
+                           generator=image_generators(n, 10_000 + i), output_type="pt").images
         with torch.no_grad():
             p = pipe.classify(samples).softmax(1)
         conf.append(p.max(1).values)
@@ -64,23 +73,15 @@ def measure_quality(pipe, args):
     conf, labels = torch.cat(conf), torch.cat(labels)
     results.append(dict(metric="unguided samples: mean max-softmax", value=round(float(conf.mean()), 4), attack="none",
                         n=len(conf), command=command,
-                        histogram={str(d): int((labels == d).sum()) for d in range(10)}))
+                        histogram={str(d): int((labels == d).sum()) for d in range(p.shape[1])}))
     purified = []
-    for i in range(0, args.num_samples, args.batch_size):
-        xb = x[i:i + args.batch_size]
-        gens = [torch.Generator().manual_seed(20_000 + i + k) for k in range(len(xb))]
-        out = pipe(xb, num_inference_steps=args.num_inference_steps, generator=gens, output_type="pt").images
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch]
+        out = pipe(xb, num_inference_steps=args.num_inference_steps, generator=image_generators(len(xb), 20_000 + i),
+                   output_type="pt").images
         with torch.no_grad():
             purified.append(pipe.classify(out).argmax(1))
     purified = torch.cat(purified)
     results.append(dict(metric="purified standard accuracy (clean test images -> MimicDiffusion -> classifier)",
                         value=round(float((purified == y).float().mean()), 4), attack="none", n=len(x), command=command))
     return results
-
-
-def MimicDiffusionPipeline_like(pipe, scheduler):
-    from ..pipeline_mimic_diffusion import MimicDiffusionPipeline
-
-    other = MimicDiffusionPipeline(unet=pipe.unet, scheduler=scheduler, classifier=pipe.classifier)
-    other.set_progress_bar_config(disable=True)
-    return other

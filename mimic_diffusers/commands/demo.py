@@ -28,6 +28,7 @@ def run(args):
     from ..attacks import create_attack
     from ..data import load_image_dataset, to_tensors
     from ..defaults import load_default_pipeline
+    from ..image_io import image_generators
     from ..reports import image_grid
 
     if args.num_images < 1:
@@ -50,7 +51,7 @@ def run(args):
             return (pipe.classify(images).argmax(1) == y).float().mean().item()
 
     def purify(images):
-        gens = [torch.Generator(device=pipe.device).manual_seed(args.seed * 100003 + i) for i in range(len(images))]
+        gens = image_generators(len(images), args.seed * 100003, pipe.device)
         return pipe(images, num_inference_steps=args.num_inference_steps, generator=gens, output_type="pt").images
 
     purified_clean = purify(x)

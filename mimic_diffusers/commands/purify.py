@@ -11,10 +11,10 @@ def add_arguments(p, name):
 
 
 def run(args):
-    import torch
     from PIL import Image, UnidentifiedImageError
 
     from ..defaults import load_default_pipeline
+    from ..image_io import image_generators
     from ..reports import atomic_write  # noqa: F401  (same write-then-rename rule as reports)
 
     images = []
@@ -27,7 +27,7 @@ def run(args):
         except UnidentifiedImageError:
             raise ValueError(f"{path!r} is not an image file PIL can read") from None
     pipe = load_default_pipeline(args.pipeline)
-    gens = [torch.Generator().manual_seed(args.seed * 100003 + i) for i in range(len(images))]
+    gens = image_generators(len(images), args.seed * 100003)
     out = pipe(images, num_inference_steps=args.num_inference_steps, generator=gens, output_type="pil").images
     os.makedirs(args.output_dir, exist_ok=True)
     for path, image in zip(args.images, out):

@@ -1,0 +1,129 @@
+"""Running an evaluation: the Accelerate loop over the units a store lacks, one unit's attacks and their
+scores, and the example grids.
+
+Every attack reseeds the defense from (seed, batch, threat, attack): results do not depend on which
+process ran it, on resumes, or on which other attacks share the run. Attacks live in `attacks/`; this
+module only schedules them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import time
+from typing import List, Optional
+
+import torch
+
+from ..attacks import PurifyThenClassify, create_attack
+from ..metrics import majority_vote
+from . import store
+from .config import EvalConfig, attack_label, attack_params, threat_key
+from .summary import report_store
+
+
+def unit_seed(*parts) -> int:
+    return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+
+
+def load_pipeline(config: EvalConfig, device=None):
+    """The config's pipeline with its scheduler options (see `mimic_diffusers.defaults.load_pipeline`)."""
+    from ..defaults import load_pipeline as load
+
+    return load(config.pipeline, config.scheduler_options, device)
+
+
+def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optional[dict], attacks=None) -> dict:
+    """One batch under one threat (or clean when threat is None) -> a JSON-able record.
+    `attacks`: the attack specs to run (default: all of the config's)."""
+    record = {"batch": batch, "threat": threat_key(threat) if threat else "clean", "ids": ids, "labels": y.tolist()}
+    defense = PurifyThenClassify(pipe, num_inference_steps=config.num_inference_steps)
+    if threat is None:
+        defense.reseed(unit_seed(config.seed, batch, "clean"))
+        record.update(score_votes(defense.predict(x, config.votes).tolist(), y.tolist()))
+        return record
+    record["attacks"] = {}
+    for spec in config.attacks if attacks is None else attacks:
+        params = attack_params(spec, config)
+        seed = unit_seed(config.seed, batch, record["threat"], spec["name"])
+        start = time.time()
+        attack = create_attack(spec["name"], pipe, eps=threat["eps"], norm=threat["norm"], seed=seed, **params)
+        x_adv = attack(x, y)
+        defense.reseed(seed + 1)
+        record["attacks"][attack_label(spec)] = {
+            "name": spec["name"], **score_votes(defense.predict(x_adv, config.votes).tolist(), y.tolist()),
+            "max_abs_perturbation": float((x_adv - x).abs().flatten(1).max(1).values.max()),
+            "seconds": time.time() - start, "params": params,
+            "diagnostics": {k: v for k, v in attack.diagnostics.items()},
+        }
+        if batch == 0 and config.examples:
+            save_example_grid(pipe, defense, x[: config.examples], x_adv[: config.examples], y[: config.examples],
+                              os.path.join(config.report_dir or config.output_dir, f"examples_{record['threat']}_{attack_label(spec)}.png"))
+    return record
+
+
+def score_votes(votes: List[List[int]], labels: List[int]) -> dict:
+    """`votes[k][i]`: label of sample i in purification k. `correct` scores the first purification,
+    `vote_correct` the majority, `all_correct` every one of the K (DiffBreak's reading: an attack that
+    fools any purification has won, as it would on a user who purifies until the label changes)."""
+    return {"correct": [p == t for p, t in zip(votes[0], labels)],
+            "vote_correct": [p == t for p, t in zip(majority_vote(votes), labels)],
+            "all_correct": [all(v[i] == t for v in votes) for i, t in enumerate(labels)]}
+
+
+def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None) -> dict:
+    """Run (or resume) every unit not yet in the store, then write the reports.
+
+    Args:
+        config (`EvalConfig`): pipeline, data, threats, attacks, votes and where the store and reports go.
+        accelerator (`accelerate.Accelerator`, *optional*): one per process when data parallel.
+        run_eps (`list[float]`, *optional*): run only these threats (the CLI's `--eps`); the reports still
+            cover every threat of the config found in the store.
+    Returns:
+        `dict`: the summary (also written as summary.json next to results.md).
+    Example:
+        >>> config = EvalConfig.from_file("configs/mnist-smoke.yaml")
+        >>> summary = run_evaluation(config)  # worst case at eps 0.3: summary's threats, "Linf-0.3"
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from ..data import load_image_dataset, to_tensors
+
+    run_config = dataclasses.replace(config, threats=list(config.threats)).select_eps(run_eps) if run_eps else config
+    accelerator = accelerator or Accelerator()
+    os.makedirs(config.output_dir, exist_ok=True)
+    os.makedirs(config.report_dir or config.output_dir, exist_ok=True)
+    pipe = load_pipeline(config, accelerator.device)
+    dataset = load_image_dataset(config.dataset, split=config.split)
+    if config.num_samples > len(dataset):
+        raise ValueError(f"num_samples={config.num_samples} exceeds the {len(dataset)} images of {config.dataset}/{config.split}")
+    x_all, y_all = to_tensors(dataset, pipe.unet.config.in_channels, indices=range(config.num_samples))
+    units = store.pending_units(run_config, store.merge_records(store.read_records(config.output_dir)))
+    # Every process must split the SAME unit list: without this barrier a process that starts late
+    # sees units another one has already finished, splits a shorter list, and a unit falls between
+    # the two splits (seen: one (batch, threat) missing from a 2-process run).
+    accelerator.wait_for_everyone()
+    shard = os.path.join(config.output_dir, f"results.rank{accelerator.process_index}.jsonl")
+    with accelerator.split_between_processes(units) as mine:
+        for batch, threat, attacks in tqdm(mine, desc=f"evaluate[{accelerator.process_index}]",
+                                           disable=not accelerator.is_local_main_process):
+            ids = config.batch_ids(batch)
+            lo, hi = ids[0], ids[-1] + 1
+            x, y = x_all[lo:hi].to(accelerator.device), y_all[lo:hi].to(accelerator.device)
+            # One record per attack, not per unit: an exact-gradient attack runs for hours on a CPU, and a
+            # kill then loses only the attack it interrupted (merge_records joins a unit's records).
+            for spec in attacks or [None]:
+                store.append_record(shard, evaluate_unit(pipe, config, batch, x, y, ids, threat, spec and [spec]))
+    accelerator.wait_for_everyone()
+    return report_store(config, write=accelerator.is_main_process)
+
+
+def save_example_grid(pipe, defense, x, x_adv, y, path):
+    """PNG grid: clean | adversarial | purified(adversarial), with predicted labels."""
+    from ..reports import image_grid
+
+    with torch.no_grad():
+        purified = defense.purify(x_adv)
+        labels = [pipe.classifier(v).argmax(1).tolist() for v in (x, x_adv, purified)]
+    image_grid([x, x_adv, purified], labels, y.tolist(), ["clean", "adversarial", "purified"], path)

@@ -1,0 +1,108 @@
+"""The results store: one JSONL shard per process (`results.rank{i}.jsonl`), one line per finished attack
+of a unit (batch, threat).
+
+A line is appended in one write and fsynced, and a torn last line (a kill mid-write) is cut off on
+reading, so a killed run resumes without losing or double counting a sample and loses at most the attack
+it interrupted. A unit's records are merged on reading, so a store grows across sessions: more samples
+(batches), more attacks (an attack added to the config runs only where its results are missing).
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import Dict, List
+
+from .config import EvalConfig, attack_label, attack_params, threat_key
+
+# the per-sample scores of a record (see `runner.score_votes`)
+SCORES = ("correct", "vote_correct", "all_correct")
+
+
+def read_records(output_dir: str) -> List[dict]:
+    """All complete records of all shards; a torn last line (killed mid-write) is cut off the file."""
+    records = []
+    for path in sorted(glob.glob(os.path.join(output_dir, "results.rank*.jsonl"))):
+        with open(path, "rb") as f:
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) != len(data):
+            with open(path, "r+b") as f:
+                f.truncate(len(complete))
+        records.extend(upgrade_record(json.loads(line)) for line in complete.decode().splitlines() if line.strip())
+    return records
+
+
+def upgrade_record(record: dict) -> dict:
+    """A record in today's names. Stores written before the feedback-cut attack had its own name hold it as
+    `exact-pgd-eot` with the param `guidance_feedback: false` (labels `exact-pgd*`): it becomes
+    `feedback-cut-pgd-eot` (labels `feedback-cut-pgd*`); `guidance_feedback: true` was the exact attack.
+    `pgd-classifier` was torchattacks' PGD, whose random start came from the global RNG: those results are
+    kept as `pgd-classifier-torchattacks`, so the seeded `pgd-classifier` of today runs where a config asks."""
+    attacks = {}
+    for label, result in record.get("attacks", {}).items():
+        params = dict(result.get("params", {}))
+        feedback = params.pop("guidance_feedback", None)
+        if feedback is False and label.startswith("exact-pgd"):
+            label = "feedback-cut-pgd" + label[len("exact-pgd"):]
+        if label == "pgd-classifier" and "name" not in result:  # run by torchattacks, whose start was unseeded
+            label = "pgd-classifier-torchattacks"
+        attacks[label] = {**result, "params": params}
+    return {**record, "attacks": attacks} if "attacks" in record else record
+
+
+def merge_records(records: List[dict]) -> Dict[tuple, dict]:
+    """(batch, threat) -> one record whose `attacks` joins those of every record of that unit (an attack
+    added to the config later is stored in a record of its own). A clean pass rerun to add a score a
+    record lacks (`all_correct`, say) completes it; a rerun that disagrees with the stored scores is an error."""
+    merged: Dict[tuple, dict] = {}
+    for r in records:
+        key = (r["batch"], r["threat"])
+        if key not in merged:
+            merged[key] = {**r, "attacks": {}}
+        for score in SCORES:
+            if score in r and merged[key].setdefault(score, r[score]) != r[score]:
+                raise ValueError(f"the store holds two records of batch {r['batch']} ({r['threat']}) whose {score!r} "
+                                 "differ: the rerun did not reproduce the stored result")
+        merged[key]["attacks"].update(r.get("attacks", {}))
+    return merged
+
+
+def append_record(path: str, record: dict) -> None:
+    line = (json.dumps(record) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)  # one write of one line: never interleaved with another record
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def pending_units(config: EvalConfig, stored: Dict[tuple, dict]) -> List[tuple]:
+    """(batch, threat or None, attack specs to run) for every unit with results missing. A store made
+    with other batches or other attack parameters under the same label is an error, not silently mixed."""
+    units = []
+    for batch in range(config.num_batches):
+        ids = config.batch_ids(batch)
+        for threat in [None] + list(config.threats):
+            record = stored.get((batch, threat_key(threat) if threat else "clean"))
+            if record is not None and record["ids"] != ids:
+                raise ValueError(f"output_dir {config.output_dir!r} holds batch {batch} with samples {record['ids'][0]}.."
+                                 f"{record['ids'][-1]}, but batch_size={config.batch_size}, num_samples={config.num_samples} "
+                                 f"make it {ids[0]}..{ids[-1]}: keep the store's batch_size or use another output_dir")
+            if threat is None:
+                if record is None or any(score not in record for score in SCORES):
+                    units.append((batch, None, None))
+                continue
+            done = record["attacks"] if record else {}
+            for spec in config.attacks:
+                label = attack_label(spec)
+                # compared as stored (through JSON): tuples become lists, int keys strings
+                if label in done and json.loads(json.dumps(attack_params(spec, config))) != done[label]["params"]:
+                    raise ValueError(f"output_dir {config.output_dir!r} holds results of attack {label!r} with params "
+                                     f"{done[label]['params']}, but the config gives {attack_params(spec, config)}: "
+                                     "give the new setting its own 'label' or use another output_dir")
+            missing = [spec for spec in config.attacks if attack_label(spec) not in done]
+            if missing:
+                units.append((batch, threat, missing))
+    return units

@@ -1,0 +1,91 @@
+"""The summary of a store under a config: the one metric definition, applied under each decision rule,
+per attack and worst case per sample, with diagnostics and masking warnings; `report_store` writes it."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Dict, List, Optional
+
+from ..metrics import accuracy, worst_case
+from . import store
+from .checks import masking_warnings
+from .config import EvalConfig, attack_label, threat_key
+
+# The one metric definition: under each decision rule (the first purification, the majority of K, all K),
+# a sample counts as robust only if the rule classifies BOTH its clean and its attacked input correctly,
+# so an attack is never credited with (nor blamed for) a sample the defense already got wrong.
+RULES = {"correct": "accuracy", "vote_correct": "vote", "all_correct": "all_votes"}
+
+
+def robust_under_rule(rows: List[dict], label: str, rule: str, clean_by_batch: Dict[int, dict]) -> Optional[List[bool]]:
+    """Per sample of `rows`: attacked AND clean input correct under `rule`; None where a record predates it."""
+    out = []
+    for r in rows:
+        attacked, clean = r["attacks"][label].get(rule), clean_by_batch[r["batch"]].get(rule)
+        if attacked is None or clean is None:
+            return None
+        out += [bool(a and c) for a, c in zip(attacked, clean)]
+    return out
+
+
+def summarize(records: List[dict], config: EvalConfig) -> dict:
+    """Per threat: accuracy per attack under each rule, worst case per sample, diagnostics, warnings."""
+    # the config's batches only: a store may hold more samples than this config asks for
+    merged = {k: r for k, r in store.merge_records(records).items() if r["batch"] < config.num_batches}
+    clean = sorted((r for r in merged.values() if r["threat"] == "clean"), key=lambda r: r["batch"])
+    clean_by_batch = {r["batch"]: r for r in clean}
+    out = {"config": asdict(config), "clean": accuracy([c for r in clean for c in r["correct"]]),
+           "clean_vote": accuracy([c for r in clean for c in r["vote_correct"]]), "threats": {}}
+    if all("all_correct" in r for r in clean):
+        out["clean_all_votes"] = accuracy([c for r in clean for c in r["all_correct"]])
+    names = {attack_label(spec): spec["name"] for spec in config.attacks}
+    for threat in config.threats:
+        key = threat_key(threat)
+        # batches with a clean record only: robustness is defined against the clean prediction
+        rows = sorted((r for r in merged.values() if r["threat"] == key and r["batch"] in clean_by_batch),
+                      key=lambda r: r["batch"])
+        if not rows:
+            continue
+        per_rule: Dict[str, Dict[str, List[bool]]] = {rule: {} for rule in RULES}
+        result = {"attacks": {}, "n": sum(len(r["ids"]) for r in rows)}
+        # the config's attacks, where every batch has them (a store may hold attacks since dropped)
+        for label in [n for n in names if all(n in r["attacks"] for r in rows)]:
+            scores = {rule: robust_under_rule(rows, label, rule, clean_by_batch) for rule in RULES}
+            for rule, correct in scores.items():
+                if correct is not None:
+                    per_rule[rule][label] = correct
+            diag = [r["attacks"][label]["diagnostics"] for r in rows]
+            result["attacks"][label] = {
+                "name": names[label], **accuracy(scores["correct"]),
+                "vote": accuracy(scores["vote_correct"]),
+                "all_votes": None if scores["all_correct"] is None else accuracy(scores["all_correct"]),
+                "seconds": sum(r["attacks"][label]["seconds"] for r in rows),
+                "params": rows[0]["attacks"][label]["params"],
+                "grad_l1_mean": _mean([d.get("grad_l1_mean") for d in diag]),
+                "zero_grad_fraction": _mean([d.get("zero_grad_fraction") for d in diag]),
+            }
+        for rule, field in (("correct", "worst_case"), ("vote_correct", "worst_case_vote"),
+                            ("all_correct", "worst_case_all_votes")):
+            if per_rule[rule].keys() == result["attacks"].keys():  # every attack has the rule's records
+                result[field] = accuracy(worst_case(per_rule[rule]))
+        result["warnings"] = [f"{key}: {w}" for w in masking_warnings(result["attacks"])]
+        out["threats"][key] = result
+    return out
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def report_store(config: EvalConfig, write: bool = True) -> dict:
+    """Summarize the store as it stands (nothing is run) and write the reports; returns the summary.
+    Threats or batches the store lacks are left out, and each threat states its own n."""
+    records = store.read_records(config.output_dir)
+    if not records:
+        raise FileNotFoundError(f"output_dir {config.output_dir!r} holds no results.rank*.jsonl records to report on")
+    summary = summarize(records, config)
+    if write:
+        from ..reports import write_reports
+
+        write_reports(summary, config.report_dir or config.output_dir)
+    return summary

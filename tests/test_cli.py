@@ -1,0 +1,21 @@
+"""CLI help is written for users: every command says what it does and shows one example."""
+import pytest
+
+from mimic_diffusers.cli import COMMANDS, build_parser
+
+
+def test_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in COMMANDS) and "every command lives in" not in out
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_command_help_has_description_options_and_example(capsys, name):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([name, "--help"])
+    out = capsys.readouterr().out
+    short, _, description, example = COMMANDS[name]
+    assert description.split(" ")[0] in out and "options:" in out
+    assert f"example:\n  {example}" in out and example.startswith(f"mimic-diffusers {name}")
