@@ -28,6 +28,8 @@ OUT = os.path.join(ROOT, "docs", "results")
 COMMAND = "python benchmarks/render_docs.py"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from mimic_diffusers.reports import atomic_write  # noqa: E402
+
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -654,15 +656,10 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     expected = render()
     for name, text in expected.items():
-        tmp = os.path.join(args.out, f".{name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, os.path.join(args.out, name))
+        atomic_write(os.path.join(args.out, name), text)
     with open(README, encoding="utf-8") as f:
         readme = readme_with_blocks(f.read(), expected)
-    with open(README + ".tmp", "w", encoding="utf-8") as f:
-        f.write(readme)
-    os.replace(README + ".tmp", README)
+    atomic_write(README, readme)
     for path in sorted(glob.glob(os.path.join(args.out, "*.md"))):
         if os.path.basename(path) not in expected:
             os.remove(path)

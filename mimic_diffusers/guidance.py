@@ -127,10 +127,15 @@ STEP_SIZE_RULES: Dict[str, Callable] = {
 DEFAULT_SCALES = {"paper": 1.0, "dps": 1.0, "constant": 1.0, "official": 3000.0, "gdmp": 1.0}
 
 
+def rule_scale(rule: str, scale: Optional[float]) -> float:
+    """The scale a step-size rule runs with: the given one, else the rule's default."""
+    return DEFAULT_SCALES[rule] if scale is None else scale
+
+
 def step_size(rule: str, scale: Optional[float], alpha_bar: float, dist: torch.Tensor) -> torch.Tensor:
     if rule not in STEP_SIZE_RULES:
         raise ValueError(f"step_size_rule must be one of {sorted(STEP_SIZE_RULES)}, got {rule!r}")
-    scale = DEFAULT_SCALES[rule] if scale is None else scale
+    scale = rule_scale(rule, scale)
     return STEP_SIZE_RULES[rule](scale, float(alpha_bar), dist.detach())
 
 

@@ -17,7 +17,7 @@ from diffusers.schedulers import DDIMScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin  # noqa: F401  (the loader looks it up here)
 from diffusers.utils import BaseOutput
 
-from .guidance import DEFAULT_SCALES, guidance_loss, in_guidance_window, validate_guidance_options
+from .guidance import guidance_loss, in_guidance_window, rule_scale, validate_guidance_options
 
 GUIDANCE_OPTIONS = ("eta", "purification_start", "guidance_window_start", "guidance_window_end", "distance", "long_range",
                     "short_range", "sr_direction", "sr_factor", "step_size_rule", "guidance_scale", "guidance_space",
@@ -192,8 +192,7 @@ class MimicDiffusionScheduler(DDIMScheduler):
         over diffusion time, so T=20 steps (stride 50) get 5x the per-step pull of T=100 (stride 10) and
         the total pull does not depend on T. With `guidance_reference_steps=None` the per-step size is
         fixed whatever T (the paper's and the authors' code, which only ran T=100)."""
-        scale = self.config.guidance_scale
-        scale = DEFAULT_SCALES[self.config.step_size_rule] if scale is None else scale
+        scale = rule_scale(self.config.step_size_rule, self.config.guidance_scale)
         reference = self.config.guidance_reference_steps
         if reference is None or self.num_inference_steps is None:
             return scale

@@ -16,7 +16,7 @@ from .autoattack import AutoAttackAdapter
 from .chain import DifferentiableChain
 from .cw import CWL2
 from .defense import GRADIENT_MODES, PurifyThenClassify, gradient_diagnostics, input_gradient
-from .pgd_eot import PGDEOT
+from .pgd_eot import PGDEOT, check_threat
 from .square import Square
 
 
@@ -89,10 +89,7 @@ def create_attack(name: str, pipe, eps: float, norm: str = "Linf", seed: int = 0
         >>> x_adv = attack(images01, labels)
     """
     entry = get_attack_entry(name)
-    if norm not in ("Linf", "L2"):
-        raise ValueError(f"norm must be 'Linf' or 'L2', got {norm!r}")
-    if not (isinstance(eps, (int, float)) and eps >= 0):
-        raise ValueError(f"eps must be a number >= 0, got {eps!r}")
+    check_threat(norm, eps)
     moved = {"guidance_feedback": "exact-pgd-eot (feedback kept) or feedback-cut-pgd-eot (feedback cut)",
              "gradient": f"an attack name whose gradient you want ({sorted(ATTACKS)})"}
     for key in set(params) & set(moved):

@@ -92,6 +92,6 @@ def input_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> 
 
 def gradient_diagnostics(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     """Mean per-sample L1 norm of the input gradient and the fraction of exactly-zero gradients."""
-    grad = input_gradient(model, x, y)
-    norms = grad.flatten(1).abs().sum(1)
-    return {"grad_l1_mean": float(norms.mean()), "zero_grad_fraction": float((norms == 0).float().mean())}
+    from .pgd_eot import gradient_norms
+
+    return gradient_norms(input_gradient(model, x, y))

@@ -10,6 +10,23 @@ import torch
 import torch.nn.functional as F
 
 
+NORMS = ("Linf", "L2")
+
+
+def check_threat(norm, eps, where: str = "") -> None:
+    """Raise ValueError naming `norm` or `eps` unless norm is 'Linf' or 'L2' and eps a number >= 0."""
+    if norm not in NORMS:
+        raise ValueError(f"{where}norm must be 'Linf' or 'L2', got {norm!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
+        raise ValueError(f"{where}eps must be a number >= 0, got {eps!r}")
+
+
+def gradient_norms(grad: torch.Tensor) -> dict:
+    """Mean per-sample L1 norm of an input gradient and the fraction of exactly-zero ones (masking)."""
+    norms = grad.flatten(1).abs().sum(1)
+    return {"grad_l1_mean": float(norms.mean()), "zero_grad_fraction": float((norms == 0).float().mean())}
+
+
 def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     if norm == "Linf":
         return delta.clamp(-eps, eps)
@@ -36,12 +53,11 @@ LOSSES = {
 class PGDEOT:
     def __init__(self, model, eps: float, norm: str = "Linf", steps: int = 20, step_size: float = None,
                  eot: int = 1, random_start: bool = True, seed: int = 0, loss: str = "ce"):
-        if norm not in ("Linf", "L2"):
-            raise ValueError(f"norm must be 'Linf' or 'L2', got {norm!r}")
+        check_threat(norm, eps)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
-        if eps < 0 or steps < 1 or eot < 1:
-            raise ValueError(f"need eps >= 0, steps >= 1 and eot >= 1, got eps={eps}, steps={steps}, eot={eot}")
+        if steps < 1 or eot < 1:
+            raise ValueError(f"need steps >= 1 and eot >= 1, got steps={steps}, eot={eot}")
         self.model, self.eps, self.norm, self.steps, self.eot = model, eps, norm, steps, eot
         self.step_size = step_size if step_size is not None else 2.5 * eps / steps
         self.random_start, self.seed, self.loss = random_start, seed, LOSSES[loss]
@@ -65,14 +81,12 @@ class PGDEOT:
             delta = project((torch.rand(x.shape, generator=g, device=x.device) * 2 - 1) * self.eps, self.eps, self.norm)
         x_adv = (x + delta).clamp(0, 1)
         best, best_score = x_adv.clone(), torch.full((len(x),), float("inf"), device=x.device)
-        norms_log, zero_log = [], []
+        log = []
         for _ in range(self.steps):
             grad, score = self._loss_grad(x_adv, y)
             improved = score < best_score
             best[improved], best_score[improved] = x_adv[improved], score[improved]
-            norms = grad.flatten(1).abs().sum(1)
-            norms_log.append(float(norms.mean()))
-            zero_log.append(float((norms == 0).float().mean()))
+            log.append(gradient_norms(grad))
             if self.norm == "Linf":
                 step = self.step_size * grad.sign()
             else:
@@ -81,6 +95,5 @@ class PGDEOT:
         _, score = self._loss_grad(x_adv, y)
         improved = score < best_score
         best[improved] = x_adv[improved]
-        self.diagnostics = {"grad_l1_mean": norms_log[0], "zero_grad_fraction": zero_log[0],
-                            "grad_l1_per_iteration": norms_log}
+        self.diagnostics = {**log[0], "grad_l1_per_iteration": [d["grad_l1_mean"] for d in log]}
         return best.detach()

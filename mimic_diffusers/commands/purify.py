@@ -1,4 +1,5 @@
 """`purify IN... --output-dir DIR`: purify image files (PNG/JPEG) with a pipeline folder."""
+import io
 import os
 
 
@@ -15,7 +16,7 @@ def run(args):
 
     from ..defaults import load_default_pipeline
     from ..image_io import image_generators
-    from ..reports import atomic_write  # noqa: F401  (same write-then-rename rule as reports)
+    from ..reports import atomic_write
 
     images = []
     for path in args.images:
@@ -32,7 +33,7 @@ def run(args):
     os.makedirs(args.output_dir, exist_ok=True)
     for path, image in zip(args.images, out):
         target = os.path.join(args.output_dir, os.path.splitext(os.path.basename(path))[0] + "_purified.png")
-        tmp = target + ".tmp.png"
-        image.save(tmp)
-        os.replace(tmp, target)
+        png = io.BytesIO()
+        image.save(png, format="PNG")
+        atomic_write(target, png.getvalue(), mode="wb")  # never a half-written output file
         print(target)

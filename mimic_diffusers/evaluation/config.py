@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from ..attacks import ATTACKS
+from ..attacks.pgd_eot import check_threat
 
 
 @dataclass
@@ -56,10 +57,7 @@ class EvalConfig:
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         for threat in self.threats:
-            if threat.get("norm") not in ("Linf", "L2"):
-                raise ValueError(f"threats: norm must be 'Linf' or 'L2', got {threat.get('norm')!r}")
-            if not isinstance(threat.get("eps"), (int, float)) or threat["eps"] < 0:
-                raise ValueError(f"threats: eps must be a number >= 0, got {threat.get('eps')!r}")
+            check_threat(threat.get("norm"), threat.get("eps"), where="threats: ")
         for attack in self.attacks:
             if attack.get("name") not in ATTACKS:
                 raise ValueError(f"attacks: unknown attack {attack.get('name')!r}; choose from {sorted(ATTACKS)}")
