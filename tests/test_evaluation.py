@@ -72,6 +72,8 @@ def test_reports_written(pipeline_dir, tmp_path):
     assert all(a["all_votes"]["accuracy"] <= a["accuracy"] for a in t["attacks"].values())
     assert t["worst_case_all_votes"]["accuracy"] <= t["worst_case"]["accuracy"]
     assert "worst case" in open(tmp_path / "results.md").read()
+    run = json.loads((tmp_path / "runs.jsonl").read_text().splitlines()[-1])  # how the store was made
+    assert run["units"] == 9 and run["wall_s"] > 0 and "CPU cores" in run["machine"]
 
 
 def test_killed_run_resumes_without_loss_or_double_counting(pipeline_dir, tmp_path):

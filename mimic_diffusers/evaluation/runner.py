@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import platform
+import sys
 import time
 from typing import List, Optional
 
@@ -104,6 +106,7 @@ def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None) -> dict:
     # sees units another one has already finished, splits a shorter list, and a unit falls between
     # the two splits (seen: one (batch, threat) missing from a 2-process run).
     accelerator.wait_for_everyone()
+    started = time.time()
     shard = os.path.join(config.output_dir, f"results.rank{accelerator.process_index}.jsonl")
     with accelerator.split_between_processes(units) as mine:
         for batch, threat, attacks in tqdm(mine, desc=f"evaluate[{accelerator.process_index}]",
@@ -116,6 +119,11 @@ def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None) -> dict:
             for spec in attacks or [None]:
                 store.append_record(shard, evaluate_unit(pipe, config, batch, x, y, ids, threat, spec and [spec]))
     accelerator.wait_for_everyone()
+    if units and accelerator.is_main_process:  # the store keeps how each of its runs was made
+        store.append_record(os.path.join(config.output_dir, "runs.jsonl"), {
+            "command": " ".join(sys.argv), "units": len(units), "wall_s": round(time.time() - started, 1),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {accelerator.num_processes} process(es), "
+                       f"device {accelerator.device.type}, torch {torch.__version__}"})
     return report_store(config, write=accelerator.is_main_process)
 
 
