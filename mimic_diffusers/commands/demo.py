@@ -10,8 +10,8 @@ import time
 import torch
 
 NOT_ADAPTIVE = ("NOTE: this attack is NOT adaptive: PGD sees only the bare classifier, never the purifier. "
-                "These numbers are an upper bound, not robustness. Honest numbers (BPDA+EOT, exact gradients "
-                "through the guided chain, Square): `mimic-diffusers evaluate --config configs/mnist-default.yaml`.")
+                "These numbers are an upper bound, not robustness. Honest numbers (BPDA+EOT, gradients "
+                "through the whole guided chain, Square): `mimic-diffusers evaluate --config configs/mnist-default.yaml`.")
 
 
 def add_arguments(p, name):

@@ -114,7 +114,7 @@ def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None) -> dict:
             ids = config.batch_ids(batch)
             lo, hi = ids[0], ids[-1] + 1
             x, y = x_all[lo:hi].to(accelerator.device), y_all[lo:hi].to(accelerator.device)
-            # One record per attack, not per unit: an exact-gradient attack runs for hours on a CPU, and a
+            # One record per attack, not per unit: a chain-gradient attack runs for hours on a CPU, and a
             # kill then loses only the attack it interrupted (merge_records joins a unit's records).
             for spec in attacks or [None]:
                 store.append_record(shard, evaluate_unit(pipe, config, batch, x, y, ids, threat, spec and [spec]))
