@@ -153,3 +153,24 @@ def test_a_readme_block_edited_by_hand_fails_the_check(render_docs):
     assert render_docs.readme_with_blocks(readme, rendered) == readme
     edited = readme.replace("| 0.3 | 256 |", "| 0.3 | 255 |", 1)
     assert edited != readme and render_docs.readme_with_blocks(edited, rendered) == readme
+
+
+def test_readme_python_example_runs():
+    """The README's Python block runs as written (with fewer steps and iterations, to stay fast)."""
+    import torch
+
+    readme = read(os.path.join(ROOT, "README.md"))
+    code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    fast = code.replace("num_inference_steps=100", "num_inference_steps=4").replace(
+        "steps=10, eot=2", "steps=1, eot=1, num_inference_steps=4")
+    assert fast.count("num_inference_steps=4") == 2, "the README example changed: update this test's substitutions"
+    scope = {}
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        exec(compile(fast, "README.md", "exec"), scope)
+    finally:
+        os.chdir(cwd)
+    assert scope["purified"].shape == scope["x"].shape
+    assert (scope["x_adv"] - scope["x"]).abs().max() <= 0.3 + 1e-6 and scope["x_adv"].shape == scope["x"].shape
+    assert isinstance(scope["labels"], torch.Tensor)
