@@ -20,7 +20,8 @@ PERCENT = re.compile(r"(?<![\w.])\d+(?:\.\d+)?%")
 SNIPPET = re.compile(r'^--8<-- "([^"]+)"\s*$', re.M)
 # a work diary: times of day, and words that only make sense to whoever ran the work
 DIARY = [re.compile(p, re.I) for p in (r"(?<![\d:])\d{1,2}:\d{2}(?![\d:])", r"\bhere\b", r"\bthis session\b",
-                                        r"\bearlier runs?\b", r"\bsession[- ]\d", r"\bwe ran\b")]
+                                        r"\bearlier runs?\b", r"\bsession[- ]\d", r"\bwe ran\b",
+                                        r"\boverlapped\b", r"\banother job\b")]
 
 
 @pytest.fixture(scope="module")
