@@ -32,16 +32,6 @@ REPORTS = {
 }
 
 
-def upgrade_spec(spec: dict) -> dict:
-    """An attack spec in today's names (see `evaluation.upgrade_record` for the stored records)."""
-    params = dict(spec.get("params", {}))
-    if params.pop("guidance_feedback", True) is False and spec["name"] == "exact-pgd-eot":
-        spec = {**spec, "name": "feedback-cut-pgd-eot"}
-        if "label" in spec and spec["label"].startswith("exact-pgd"):
-            spec["label"] = "feedback-cut-pgd" + spec["label"][len("exact-pgd"):]
-    return {**spec, "params": params}
-
-
 def jobs():
     """(report folder, config, store folder) for every committed report that has a committed store."""
     for folder, config in REPORTS.items():
@@ -50,7 +40,6 @@ def jobs():
         folder = os.path.dirname(store)
         with open(os.path.join(folder, "summary.json")) as f:
             stored = json.load(f)["config"]
-        stored["attacks"] = [upgrade_spec(a) for a in stored["attacks"]]
         yield folder, EvalConfig(**stored).validate(), folder
 
 

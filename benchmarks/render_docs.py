@@ -118,25 +118,19 @@ def run_block(meta_path: str, summary: Optional[dict] = None, extra: Optional[Li
 
 
 def upgrade_summary(summary: dict) -> dict:
-    """Old reports name the feedback-cut attack `exact-pgd-eot` with `guidance_feedback=False`: today's name."""
+    """A report written before the feedback-cut attack had its own name, in today's names (`store.renamed`)."""
+    from mimic_diffusers.evaluation.store import renamed
+
     summary = json.loads(json.dumps(summary))
-
-    def fix(name, params):
-        if name == "exact-pgd-eot" and params.get("guidance_feedback") is False:
-            params = {k: v for k, v in params.items() if k != "guidance_feedback"}
-            return "feedback-cut-pgd-eot", params
-        return name, params
-
-    c = summary["config"]
-    for spec in c["attacks"]:
-        spec["name"], spec["params"] = fix(spec["name"], spec.get("params", {}))
+    for spec in summary["config"]["attacks"]:
+        spec["name"], spec["params"] = renamed(spec["name"], spec.get("params", {}))
     for t in summary["threats"].values():
-        renamed = {}
+        renamed_attacks = {}
         for label, a in t["attacks"].items():  # old reports also lack the per-attack "name"
-            name, a["params"] = fix(a.get("name", label), a["params"])
-            a["name"] = name
-            renamed[name if label == "exact-pgd-eot" and name != label else label] = a
-        t["attacks"] = renamed
+            a["name"] = renamed(a.get("name", label), a["params"])[0]
+            label, a["params"] = renamed(label, a["params"])
+            renamed_attacks[label] = a
+        t["attacks"] = renamed_attacks
         t["warnings"] = [w.replace("exact-pgd-eot", "feedback-cut-pgd-eot") for w in t.get("warnings", [])]
     return summary
 

@@ -32,10 +32,9 @@ SPEEDUPS = {
 
 
 def build(pipeline_path: str, mode: str, device: str):
-    from .evaluation import EvalConfig, load_pipeline
+    from .defaults import load_pipeline
 
-    config = EvalConfig(pipeline=pipeline_path, output_dir="", scheduler_options=dict(MODES[mode]))
-    return load_pipeline(config, torch.device(device))
+    return load_pipeline(pipeline_path, dict(MODES[mode]), torch.device(device))
 
 
 def random_images(pipe, batch: int, device: str, requires_grad: bool = False) -> torch.Tensor:

@@ -47,8 +47,11 @@ class PurifyThenClassify(torch.nn.Module):
         self.pipe, self.gradient = pipe, gradient
         self.num_inference_steps = num_inference_steps
         self.gradient_steps = gradient_steps or num_inference_steps
-        self.sign_surrogate, self.tau, self.checkpoint_steps = sign_surrogate, tau, checkpoint_steps
         self.generator = torch.Generator(device=pipe.device).manual_seed(seed)
+        # how an autograd/exact/feedback-cut forward runs each step (bpda and classifier need no chain)
+        self.chain = (DifferentiableChain(checkpoint_steps=checkpoint_steps) if gradient == "autograd" else
+                      DifferentiableChain(sign_surrogate=sign_surrogate, surrogate_tau=tau, checkpoint_steps=checkpoint_steps,
+                                          guidance_feedback=gradient == "exact"))
 
     def reseed(self, seed: int) -> None:
         self.generator.manual_seed(int(seed))
@@ -69,11 +72,8 @@ class PurifyThenClassify(torch.nn.Module):
             with torch.no_grad():
                 purified = self.purify(x)
             return self.classifier(x + (purified - x).detach())  # identity backward
-        if self.gradient == "autograd":
-            return self.classifier(self.purify(x, chain=DifferentiableChain(checkpoint_steps=self.checkpoint_steps)))
-        chain = DifferentiableChain(sign_surrogate=self.sign_surrogate, surrogate_tau=self.tau,
-                                    checkpoint_steps=self.checkpoint_steps, guidance_feedback=self.gradient == "exact")
-        return self.classifier(self.purify(x, chain=chain, steps=self.gradient_steps))
+        steps = self.num_inference_steps if self.gradient == "autograd" else self.gradient_steps
+        return self.classifier(self.purify(x, chain=self.chain, steps=steps))
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, votes: int = 1) -> torch.Tensor:

@@ -19,6 +19,7 @@ import torch
 
 from ..attacks import PurifyThenClassify, create_attack
 from ..metrics import majority_vote
+from ..defaults import load_pipeline
 from . import store
 from .config import EvalConfig, attack_label, attack_params, threat_key
 from .summary import report_store
@@ -26,13 +27,6 @@ from .summary import report_store
 
 def unit_seed(*parts) -> int:
     return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:8], 16)
-
-
-def load_pipeline(config: EvalConfig, device=None):
-    """The config's pipeline with its scheduler options (see `mimic_diffusers.defaults.load_pipeline`)."""
-    from ..defaults import load_pipeline as load
-
-    return load(config.pipeline, config.scheduler_options, device)
 
 
 def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optional[dict], attacks=None) -> dict:
@@ -96,7 +90,7 @@ def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None) -> dict:
     accelerator = accelerator or Accelerator()
     os.makedirs(config.output_dir, exist_ok=True)
     os.makedirs(config.report_dir or config.output_dir, exist_ok=True)
-    pipe = load_pipeline(config, accelerator.device)
+    pipe = load_pipeline(config.pipeline, config.scheduler_options, accelerator.device)
     dataset = load_image_dataset(config.dataset, split=config.split)
     if config.num_samples > len(dataset):
         raise ValueError(f"num_samples={config.num_samples} exceeds the {len(dataset)} images of {config.dataset}/{config.split}")

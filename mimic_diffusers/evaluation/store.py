@@ -33,6 +33,15 @@ def read_records(output_dir: str) -> List[dict]:
     return records
 
 
+def renamed(label: str, params: dict) -> tuple:
+    """(label, params) in today's names: `exact-pgd*` with `guidance_feedback: false` was the feedback-cut
+    attack (`feedback-cut-pgd*`); the parameter itself is gone (True was the exact attack)."""
+    params = dict(params)
+    if params.pop("guidance_feedback", None) is False and label.startswith("exact-pgd"):
+        label = "feedback-cut-pgd" + label[len("exact-pgd"):]
+    return label, params
+
+
 def upgrade_record(record: dict) -> dict:
     """A record in today's names. Stores written before the feedback-cut attack had its own name hold it as
     `exact-pgd-eot` with the param `guidance_feedback: false` (labels `exact-pgd*`): it becomes
@@ -41,10 +50,7 @@ def upgrade_record(record: dict) -> dict:
     kept as `pgd-classifier-torchattacks`, so the seeded `pgd-classifier` of today runs where a config asks."""
     attacks = {}
     for label, result in record.get("attacks", {}).items():
-        params = dict(result.get("params", {}))
-        feedback = params.pop("guidance_feedback", None)
-        if feedback is False and label.startswith("exact-pgd"):
-            label = "feedback-cut-pgd" + label[len("exact-pgd"):]
+        label, params = renamed(label, result.get("params", {}))
         if label == "pgd-classifier" and "name" not in result:  # run by torchattacks, whose start was unseeded
             label = "pgd-classifier-torchattacks"
         attacks[label] = {**result, "params": params}
