@@ -2,6 +2,8 @@
 __version__ = "0.1.0"
 
 from .classifier import ModuleClassifier, TimmClassifier
+from .classifier_robustbench import RobustBenchClassifier
+from .classifier_transformers import TransformersClassifier
 from .defaults import load_pipeline
 from .guidance import guidance_loss, in_guidance_window, l1_distance, l2_distance, sr_operator
 from .pipeline_baselines import DiffPurePipeline, GDMPPipeline
@@ -10,6 +12,6 @@ from .scheduling_mimic import PRESETS, MimicDiffusionScheduler, MimicSchedulerOu
 
 __all__ = [
     "DiffPurePipeline", "GDMPPipeline", "MimicDiffusionPipeline", "MimicDiffusionScheduler",
-    "MimicSchedulerOutput", "ModuleClassifier", "PRESETS", "TimmClassifier", "guidance_loss",
+    "MimicSchedulerOutput", "ModuleClassifier", "PRESETS", "RobustBenchClassifier", "TimmClassifier", "TransformersClassifier", "guidance_loss",
     "in_guidance_window", "l1_distance", "l2_distance", "load_pipeline", "sr_operator",
 ]

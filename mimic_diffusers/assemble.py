@@ -8,26 +8,75 @@ import tempfile
 from typing import Optional
 
 
-def load_classifier(spec: str, in_chans: int, image_size: int, num_classes: int = 10, weights: Optional[str] = None,
-                    model_kwargs: Optional[dict] = None, mean=None, std=None):
-    """`spec` is a saved TimmClassifier folder, or a timm architecture name (weights from a safetensors
-    file mapping the timm model's state dict, or random)."""
-    from .classifier import TimmClassifier
+# Where a classifier comes from: `<kind>:<id>` (a folder of any of the three components needs no prefix).
+CLASSIFIER_SOURCES = {
+    "timm": "timm:<name.tag>, timm:hf-hub:<org/name> or timm:local-dir:<folder> (or hf-hub:<org/name>): a timm "
+            "model with its pretrained weights and normalisation",
+    "transformers": "transformers:<Hub id or folder>: an AutoModelForImageClassification with its image "
+                    "processor's normalisation",
+    "robustbench": "robustbench:<architecture> with weights=<RobustBench checkpoint (.pt, read with weights_only) "
+                   "or .safetensors>: a RobustBench CIFAR WideResNet",
+}
+
+
+def list_classifier_sources() -> list:
+    return sorted(CLASSIFIER_SOURCES)
+
+
+def load_classifier(spec: str, in_chans: int = 3, image_size: int = 32, num_classes: int = 10, weights: Optional[str] = None,
+                    model_kwargs: Optional[dict] = None, mean=None, std=None, options: Optional[dict] = None):
+    """A classifier component (taking [0, 1] images) from `spec`: a saved component folder (TimmClassifier,
+    TransformersClassifier or RobustBenchClassifier), `<source>:<id>` (`CLASSIFIER_SOURCES`), or a bare timm
+    architecture name (weights from a safetensors file of the timm model's state dict, or random).
+    `options`: extra config of a robustbench classifier (robustbench_name, dataset, threat_model)."""
+    from . import RobustBenchClassifier, TimmClassifier, TransformersClassifier
 
     if os.path.isdir(spec):
-        return TimmClassifier.from_pretrained(spec, use_safetensors=True)
+        classes = {c.__name__: c for c in (TimmClassifier, TransformersClassifier, RobustBenchClassifier)}
+        config = os.path.join(spec, "config.json")
+        name = json.load(open(config)).get("_class_name") if os.path.isfile(config) else None
+        if name not in classes:
+            raise ValueError(f"classifier {spec!r}: a folder must hold a saved {' / '.join(classes)} (config.json "
+                             f"names {name!r})")
+        return classes[name].from_pretrained(spec, use_safetensors=True).eval()
+    source, _, rest = spec.partition(":")
+    if source == "hf-hub":
+        source, rest = "timm", spec
+    if source == "timm":
+        return TimmClassifier.from_timm(rest)
+    if source == "transformers":
+        return TransformersClassifier.from_transformers(rest)
+    if source == "robustbench":
+        if weights is None:
+            raise ValueError(f"classifier {spec!r}: a robustbench classifier needs weights (a RobustBench checkpoint "
+                             "file, e.g. models/cifar10/Linf/Standard.pt from RobustBench's model zoo)")
+        if weights.endswith(".safetensors"):
+            classifier = RobustBenchClassifier(architecture=rest, num_classes=num_classes, **(options or {}))
+            classifier.model.load_state_dict(_safetensors(weights))
+            return classifier.eval()
+        return RobustBenchClassifier.from_checkpoint(weights, architecture=rest, num_classes=num_classes, **(options or {}))
+    if ":" in spec:
+        raise ValueError(f"classifier {spec!r}: unknown source {source!r}; choose from {list_classifier_sources()}")
     classifier = TimmClassifier(model_name=spec, num_classes=num_classes, in_chans=in_chans, image_size=image_size,
                                 mean=mean, std=std, model_kwargs=model_kwargs or {})
     if weights is not None:
-        if not weights.endswith(".safetensors"):
-            raise ValueError(f"classifier weights must be a .safetensors file, got {weights!r}")
-        from safetensors.torch import load_file
-
-        classifier.model.load_state_dict(load_file(weights))
+        classifier.model.load_state_dict(_safetensors(weights))
     return classifier
 
 
+def _safetensors(path: str) -> dict:
+    if not path.endswith(".safetensors"):
+        raise ValueError(f"classifier weights must be a .safetensors file here, got {path!r}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"classifier weights {path!r} do not exist")
+    from safetensors.torch import load_file
+
+    return load_file(path)
+
+
 def assemble_pipeline(unet: str, classifier, scheduler_options: Optional[dict] = None, unet_subfolder: Optional[str] = None):
+    """A MimicDiffusionPipeline from a UNet2DModel (a folder or a Hub id, safetensors only) and a classifier
+    (a component, or a `load_classifier` spec)."""
     from diffusers import UNet2DModel
 
     from .pipeline_mimic_diffusion import MimicDiffusionPipeline

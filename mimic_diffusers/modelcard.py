@@ -114,8 +114,13 @@ def _components(unet: dict, classifier: Optional[dict]) -> str:
     lines = [f"- `unet`: `UNet2DModel`, {unet.get('in_channels')} channel(s), "
              f"{unet.get('sample_size')}x{unet.get('sample_size')} images"]
     if classifier is not None:
-        lines.append(f"- `classifier`: `TimmClassifier` `{classifier.get('model_name')}`, "
-                     f"{classifier.get('num_classes')} classes (takes images in [0, 1])")
+        kind = classifier.get("_class_name", "TimmClassifier")
+        what = (classifier.get("source") or classifier.get("model_name") or classifier.get("architecture")
+                or classifier.get("model_config", {}).get("model_type"))
+        if classifier.get("robustbench_name"):
+            what = f"{what}, RobustBench {classifier['robustbench_name']} ({classifier.get('dataset')}, {classifier.get('threat_model')})"
+        classes = classifier.get("num_classes") or len(classifier.get("model_config", {}).get("id2label", {})) or "?"
+        lines.append(f"- `classifier`: `{kind}` `{what}`, {classes} classes (takes images in [0, 1])")
     else:
         lines.append("- no `classifier` component")
     return "\n".join(lines)

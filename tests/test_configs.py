@@ -1,6 +1,6 @@
-"""The shipped evaluation configs parse, and the CIFAR-10 path runs end to end on tiny random
-stand-ins of the same classes (a 3-channel 32x32 UNet2DModel folder, a timm classifier, a local
-CIFAR-like imagefolder) in place of the Hub models and data."""
+"""The shipped evaluation configs parse, and the CIFAR-10 path runs end to end through the build command
+and the evaluation: on tiny random stand-ins of the same classes, and (slow) at the real model sizes
+(random weights), with a local CIFAR-like imagefolder in place of the Hub data."""
 import glob
 import json
 import os
@@ -13,6 +13,7 @@ import torch
 from diffusers import UNet2DModel
 from PIL import Image
 
+from mimic_diffusers import MimicDiffusionPipeline, RobustBenchClassifier
 from mimic_diffusers.evaluation import EvalConfig, run_evaluation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,25 +25,74 @@ def test_config_files_parse(path):
     assert config.attacks and config.threats
 
 
+def cifar_folder(root, labels=("airplane", "cat"), per_label=1):
+    for label in labels:
+        (root / "test" / label).mkdir(parents=True)
+        for i in range(per_label):
+            Image.fromarray((np.random.default_rng(i).random((32, 32, 3)) * 255).astype(np.uint8)).save(
+                root / "test" / label / f"{i}.png")
+    return root
+
+
+def build(unet, classifier, out, *extra):
+    """`mimic-diffusers build-pipeline` in a subprocess, as a user runs it."""
+    subprocess.run([sys.executable, "-m", "mimic_diffusers.cli", "build-pipeline", "--unet", str(unet), "--classifier",
+                    str(classifier), "--output", str(out), *extra], check=True, capture_output=True, timeout=600)
+    return out
+
+
 def test_cifar10_config_with_tiny_stand_ins(tmp_path):
     torch.manual_seed(0)
     UNet2DModel(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
                 down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2,
                 norm_num_groups=4).save_pretrained(tmp_path / "ddpm-cifar10-32")
-    for label in ("airplane", "cat"):
-        (tmp_path / "cifar" / "test" / label).mkdir(parents=True)
-        for i in range(2):
-            Image.fromarray((np.random.default_rng(i).random((32, 32, 3)) * 255).astype(np.uint8)).save(
-                tmp_path / "cifar" / "test" / label / f"{i}.png")
-    out = tmp_path / "pipelines" / "cifar10-mimic"
-    subprocess.run([sys.executable, os.path.join(ROOT, "examples", "build_cifar10_pipeline.py"), "--unet",
-                    str(tmp_path / "ddpm-cifar10-32"), "--classifier", "resnet10t", "--output", str(out)],
-                   check=True, capture_output=True, timeout=300)
-    assert json.load(open(out / "model_index.json"))["classifier"] == ["mimic_diffusers.classifier", "TimmClassifier"]
+    RobustBenchClassifier(architecture="wrn-28-10", depth=10, width=1).save_pretrained(tmp_path / "wrn")
+    out = build(tmp_path / "ddpm-cifar10-32", tmp_path / "wrn", tmp_path / "pipelines" / "cifar10-mimic")
+    index = json.load(open(out / "model_index.json"))
+    assert index["classifier"] == ["mimic_diffusers.classifier_robustbench", "RobustBenchClassifier"]
     config = EvalConfig.from_file(os.path.join(ROOT, "configs", "cifar10-ddpm-wrn.yaml"), pipeline=str(out),
-                                  dataset=str(tmp_path / "cifar"), output_dir=str(tmp_path / "eval"), num_samples=2,
-                                  batch_size=2, num_inference_steps=3, votes=1,
+                                  dataset=str(cifar_folder(tmp_path / "cifar")), output_dir=str(tmp_path / "eval"),
+                                  num_samples=2, batch_size=2, num_inference_steps=3, votes=1,
                                   attacks=[{"name": "bpda-eot", "params": {"steps": 1}},
                                            {"name": "exact-pgd-eot", "params": {"steps": 1, "gradient_steps": 2}}])
     summary = run_evaluation(config)
     assert set(summary["threats"]) == {"Linf-0.03137", "L2-0.5"}
+
+
+# every attack of the CIFAR-10 config at budget 1 (one iteration, one query, one EOT draw where it has any)
+BUDGET_ONE = {"autoattack-standard": {"n_iter": 1, "n_queries": 1, "n_target_classes": 1},
+              "autoattack-rand": {"n_iter": 1, "eot": 1}, "bpda-eot": {"steps": 1, "eot": 1},
+              "feedback-cut-pgd-eot": {"steps": 1, "eot": 1, "gradient_steps": 2, "tau": 0.5, "loss": "margin"},
+              "exact-pgd-eot": {"steps": 1, "eot": 1, "gradient_steps": 2, "tau": 4, "loss": "margin"},
+              "square": {"n_queries": 1}}
+
+
+@pytest.mark.slow
+def test_cifar10_config_at_full_model_size(tmp_path):
+    """google/ddpm-cifar10-32's UNet (35.7M parameters) and a WRN-28-10 (36.5M), random weights, converted
+    from a RobustBench-style checkpoint, assembled by the build command, saved and loaded, and evaluated
+    with every attack of the CIFAR-10 config on 2 images at 3 steps."""
+    from mimic_diffusers.unet_configs import create_unet
+
+    unet = create_unet("google/ddpm-cifar10-32")
+    assert sum(p.numel() for p in unet.parameters()) == 35_746_307
+    unet.save_pretrained(tmp_path / "unet")
+    wrn = RobustBenchClassifier(architecture="wrn-28-10").model
+    torch.save({"state_dict": {f"module.{k}": v for k, v in wrn.state_dict().items()}}, tmp_path / "Standard.pt")
+    out = build(tmp_path / "unet", "robustbench:wrn-28-10", tmp_path / "cifar10-mimic", "--classifier-weights",
+                str(tmp_path / "Standard.pt"), "--classifier-options", '{"robustbench_name": "Standard"}')
+    config = EvalConfig.from_file(os.path.join(ROOT, "configs", "cifar10-ddpm-wrn.yaml"), pipeline=str(out),
+                                  dataset=str(cifar_folder(tmp_path / "cifar")), output_dir=str(tmp_path / "eval"),
+                                  num_samples=2, batch_size=2, num_inference_steps=3)
+    config.attacks = [{**a, "params": {**BUDGET_ONE[a["name"]], **({"eot_batch": "auto"} if "eot_batch" in a["params"] else {})}}
+                      for a in config.attacks]
+    assert {a["name"] for a in config.attacks} == set(BUDGET_ONE)
+    summary = run_evaluation(config)
+    for key in ("Linf-0.03137", "L2-0.5"):
+        assert set(summary["threats"][key]["attacks"]) == set(BUDGET_ONE)
+        assert summary["threats"][key]["worst_case"]["n"] == 2
+    loaded = MimicDiffusionPipeline.from_pretrained(str(out))
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.classifier(x), wrn.eval()(x))
+    assert loaded.classifier.config.robustbench_name == "Standard"

@@ -13,14 +13,18 @@ How its gradient w.r.t. the input is computed is the `gradient` mode:
   on the shipped MNIST default it is the stronger attack (README, "Why the exact attack was weak").
 - 'classifier': the gradient of the bare classifier (non-adaptive attacks: purification ignored).
 Every forward draws fresh purification noise from the module's own generator (EOT sees new samples);
-`reseed(seed)` fixes the stream so an evaluation batch is reproducible.
+`reseed(seed)` fixes the stream so an evaluation batch is reproducible. `forward_draws(x, draws)` instead
+gives every (draw, image) pair its own noise stream, seeded by (seed, draw, position in the batch), so K
+EOT draws run as one batched chain and give what K single-draw calls give (batched EOT).
 """
 from __future__ import annotations
 
-from typing import Optional
+import hashlib
+from typing import List, Optional, Sequence
 
 import torch
 
+from ..resources import SAFETY_FACTOR, available_bytes, unet_activation_bytes_per_sample
 from .chain import DifferentiableChain
 
 GRADIENT_MODES = ("autograd", "bpda", "exact", "feedback-cut", "classifier")
@@ -48,6 +52,7 @@ class PurifyThenClassify(torch.nn.Module):
         self.num_inference_steps = num_inference_steps
         self.gradient_steps = gradient_steps or num_inference_steps
         self.generator = torch.Generator(device=pipe.device).manual_seed(seed)
+        self.seed = seed
         # how an autograd/exact/feedback-cut forward runs each step (bpda and classifier need no chain)
         self.chain = (DifferentiableChain(checkpoint_steps=checkpoint_steps) if gradient == "autograd" else
                       DifferentiableChain(sign_surrogate=sign_surrogate, surrogate_tau=tau, checkpoint_steps=checkpoint_steps,
@@ -55,25 +60,49 @@ class PurifyThenClassify(torch.nn.Module):
 
     def reseed(self, seed: int) -> None:
         self.generator.manual_seed(int(seed))
+        self.seed = int(seed)
 
-    def purify(self, x: torch.Tensor, chain: Optional[DifferentiableChain] = None, steps: Optional[int] = None) -> torch.Tensor:
+    def purify(self, x: torch.Tensor, chain: Optional[DifferentiableChain] = None, steps: Optional[int] = None,
+               generator=None) -> torch.Tensor:
         """Purified images (B, C, H, W); with `chain`, differentiable w.r.t. `x` (`pipe(..., chain=chain)`)."""
-        return self.pipe(x, num_inference_steps=steps or self.num_inference_steps, generator=self.generator,
+        return self.pipe(x, num_inference_steps=steps or self.num_inference_steps, generator=generator or self.generator,
                          output_type="pt", chain=chain).images
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         wants_grad = torch.is_grad_enabled() and x.requires_grad
         if not wants_grad:
             with torch.no_grad():
-                return self.classifier(self.purify(x))
+                return self.classifier(self.purify(x, generator=generator))
         if self.gradient == "classifier":
             return self.classifier(x)
         if self.gradient == "bpda":
             with torch.no_grad():
-                purified = self.purify(x)
+                purified = self.purify(x, generator=generator)
             return self.classifier(x + (purified - x).detach())  # identity backward
         steps = self.num_inference_steps if self.gradient == "autograd" else self.gradient_steps
-        return self.classifier(self.purify(x, chain=self.chain, steps=steps))
+        return self.classifier(self.purify(x, chain=self.chain, steps=steps, generator=generator))
+
+    def forward_draws(self, x: torch.Tensor, draws: Sequence[int]) -> torch.Tensor:
+        """Logits of `len(draws)` purifications of each image in one batch: (len(draws) * B, classes),
+        draw-major. Each (draw, image) pair has its own noise stream, so the result does not depend on
+        how draws are grouped into calls (up to float rounding)."""
+        return self(x.repeat(len(draws), *[1] * (x.ndim - 1)), generator=self.stream_generators(draws, len(x)))
+
+    def stream_generators(self, draws: Sequence[int], batch: int) -> List[torch.Generator]:
+        def seed(draw, i):
+            return int(hashlib.sha256(f"{self.seed}/{draw}/{i}".encode()).hexdigest()[:15], 16)
+
+        return [torch.Generator(device=self.pipe.device).manual_seed(seed(d, i)) for d in draws for i in range(batch)]
+
+    def max_draws_per_forward(self, x: torch.Tensor, limit: int, memory_fraction: float = 0.5) -> int:
+        """The most EOT draws of batch `x` one chain can hold within `memory_fraction` of the free memory
+        (the pipeline's own estimate of the UNet activations a step keeps)."""
+        if self.gradient in ("classifier", "bpda"):
+            return limit  # no graph through the purifier: memory is one purification step per image
+        steps = self.num_inference_steps if self.gradient == "autograd" else self.gradient_steps
+        per_draw = (unet_activation_bytes_per_sample(self.unet, x.shape[-2], x.shape[-1]) * len(x)
+                    * self.chain.graph_steps(steps) * SAFETY_FACTOR)
+        return int(max(1, min(limit, available_bytes(x.device) * memory_fraction // max(per_draw, 1))))
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, votes: int = 1) -> torch.Tensor:

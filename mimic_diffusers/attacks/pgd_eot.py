@@ -52,18 +52,32 @@ LOSSES = {
 
 class PGDEOT:
     def __init__(self, model, eps: float, norm: str = "Linf", steps: int = 20, step_size: float = None,
-                 eot: int = 1, random_start: bool = True, seed: int = 0, loss: str = "ce"):
+                 eot: int = 1, random_start: bool = True, seed: int = 0, loss: str = "ce",
+                 relative_step_size: float = 2.5, eot_batch=None):
         check_threat(norm, eps)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
         if steps < 1 or eot < 1:
             raise ValueError(f"need steps >= 1 and eot >= 1, got steps={steps}, eot={eot}")
         self.model, self.eps, self.norm, self.steps, self.eot = model, eps, norm, steps, eot
-        self.step_size = step_size if step_size is not None else 2.5 * eps / steps
+        if relative_step_size <= 0:
+            raise ValueError(f"relative_step_size must be > 0, got {relative_step_size}")
+        # the step as a multiple of eps / steps carries one setting across budgets and eps values
+        self.step_size = step_size if step_size is not None else relative_step_size * eps / steps
+        if not (eot_batch is None or eot_batch == "auto" or (isinstance(eot_batch, int) and eot_batch >= 1)):
+            raise ValueError(f"eot_batch must be None, 'auto' or an integer >= 1, got {eot_batch!r}")
+        if eot_batch is not None and not hasattr(model, "forward_draws"):
+            raise ValueError("eot_batch needs a model with forward_draws (a PurifyThenClassify)")
         self.random_start, self.seed, self.loss = random_start, seed, LOSSES[loss]
+        # None: EOT draws one after another from the defense's shared noise stream (what stores made
+        # before batched EOT used). An int or 'auto' (most draws that fit half the free memory): draws
+        # with a noise stream each, `eot_batch` per batched chain; any value gives the same result.
+        self.eot_batch, self.draws = eot_batch, 0
         self.diagnostics = {}
 
     def _loss_grad(self, x, y):
+        if self.eot_batch is not None:
+            return self._loss_grad_batched(x, y)
         grad, score = torch.zeros_like(x), torch.zeros(len(x), device=x.device)
         for _ in range(self.eot):
             xi = x.detach().requires_grad_(True)
@@ -74,8 +88,22 @@ class PGDEOT:
             score += margin(logits.detach(), y)
         return grad / self.eot, score / self.eot
 
+    def _loss_grad_batched(self, x, y):
+        grad, score = torch.zeros_like(x), torch.zeros(len(x), device=x.device)
+        per_call = self.model.max_draws_per_forward(x, self.eot) if self.eot_batch == "auto" else min(self.eot_batch, self.eot)
+        for first in range(0, self.eot, per_call):
+            draws = range(self.draws + first, self.draws + min(first + per_call, self.eot))
+            xi, ys = x.detach().requires_grad_(True), y.repeat(len(draws))
+            with torch.enable_grad():
+                logits = self.model.forward_draws(xi, draws)
+                grad += torch.autograd.grad(self.loss(logits, ys), xi, allow_unused=True, materialize_grads=True)[0]
+            score += margin(logits.detach(), ys).view(len(draws), len(x)).sum(0)
+        self.draws += self.eot
+        return grad / self.eot, score / self.eot
+
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         g = torch.Generator(device=x.device).manual_seed(self.seed)
+        self.draws = 0
         delta = torch.zeros_like(x)
         if self.random_start and self.eps > 0:
             delta = project((torch.rand(x.shape, generator=g, device=x.device) * 2 - 1) * self.eps, self.eps, self.norm)

@@ -7,8 +7,17 @@ DEFAULT_DATASET = "mnist5k"
 
 
 def add_arguments(p, name):
-    p.add_argument("--unet", required=True, help="folder with the trained UNet2DModel (config.json + safetensors)")
-    p.add_argument("--classifier", required=True, help="folder with the trained TimmClassifier")
+    p.add_argument("--unet", required=True, help="UNet2DModel: a folder (config.json + safetensors) or a Hub id "
+                   "(e.g. google/ddpm-cifar10-32)")
+    p.add_argument("--unet-subfolder", help="the UNet's subfolder in --unet (e.g. unet), if any")
+    p.add_argument("--classifier", required=True,
+                   help="a saved classifier component folder, or <source>:<id> with source timm (timm:<name.tag>, "
+                        "hf-hub:<org/name>), transformers (transformers:<id>) or robustbench "
+                        "(robustbench:<architecture> with --classifier-weights)")
+    p.add_argument("--classifier-weights", help="robustbench: the RobustBench checkpoint (.pt, read with weights_only) "
+                   "or a .safetensors state dict")
+    p.add_argument("--classifier-options", default="{}", help="robustbench: JSON with num_classes, robustbench_name, "
+                   "dataset, threat_model (recorded in the classifier's config)")
     p.add_argument("--output", required=True, help="pipeline folder to write (replaced atomically)")
     p.add_argument("--scheduler-options", default="{}", help="JSON overrides of the MimicDiffusionScheduler options")
     p.add_argument("--measure", action="store_true", help="measure the quality bars on the test split")
@@ -24,16 +33,22 @@ def add_arguments(p, name):
 def run(args):
     from ..assemble import assemble_pipeline, save_pipeline_folder
 
-    for flag, path in (("--unet", args.unet), ("--classifier", args.classifier)):
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"{flag} {path!r} is not a folder")
+    from ..assemble import load_classifier
+    from ..hub import looks_like_repo_id
+
+    if not (os.path.isdir(args.unet) or looks_like_repo_id(args.unet)):
+        raise FileNotFoundError(f"--unet {args.unet!r} is neither a folder nor a Hub id (org/name)")
     if args.num_samples < 1 or args.batch_size < 1 or args.num_inference_steps < 1:
         raise ValueError("--num-samples, --batch-size and --num-inference-steps must be >= 1")
     try:
         options, training = json.loads(args.scheduler_options), json.loads(args.training)
+        classifier_options = json.loads(args.classifier_options)
     except json.JSONDecodeError as error:
-        raise ValueError(f"--scheduler-options/--training must be JSON objects: {error}") from None
-    pipe = assemble_pipeline(args.unet, args.classifier, options)
+        raise ValueError(f"--scheduler-options/--training/--classifier-options must be JSON objects: {error}") from None
+    num_classes = classifier_options.pop("num_classes", 10)
+    classifier = load_classifier(args.classifier, weights=args.classifier_weights, num_classes=num_classes,
+                                 options=classifier_options)
+    pipe = assemble_pipeline(args.unet, classifier, options, unet_subfolder=args.unet_subfolder)
     results = measure_quality(pipe, args) if args.measure else []
     save_pipeline_folder(pipe, args.output, results=results, training=training, dataset=args.dataset)
     for r in results:

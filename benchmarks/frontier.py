@@ -1,0 +1,56 @@
+"""The robustness-accuracy frontier on the MNIST default: MimicDiffusion at several guidance scales (and
+windows, and SR directions) against DiffPure at several t*, every point evaluated with the threats,
+attacks, images and votes of one evaluation config. Resumable: each point is an `evaluate` run with
+its own store under --output-dir; run again and only the missing units run.
+
+    python benchmarks/frontier.py --points mimic-gs4 mimic-gs64 --eps 0.2 --output-dir benchmarks/results/frontier
+
+Data parallel like `evaluate` (launch it with `python -m torch.distributed.run --nproc_per_node 2 ...`).
+The table and plot come from the stores: `python benchmarks/frontier_report.py`.
+"""
+import argparse
+import dataclasses
+import os
+
+from mimic_diffusers.evaluation import EvalConfig, run_evaluation
+
+GUIDANCE_SCALES = (4, 8, 16, 32, 64)
+DIFFPURE_STARTS = (0.1, 0.2, 0.3, 0.4)
+# the authors' code's window (the `mimic-official` preset), wider than the paper's 50%..20% T
+AUTHORS_WINDOW = dict(guidance_window_start=0.79, guidance_window_end=0.11)
+
+POINTS = {}
+for scale in GUIDANCE_SCALES:
+    POINTS[f"mimic-gs{scale}"] = dict(guidance_scale=float(scale))
+    POINTS[f"mimic-gs{scale}-wide"] = dict(guidance_scale=float(scale), **AUTHORS_WINDOW)
+    POINTS[f"mimic-gs{scale}-up"] = dict(guidance_scale=float(scale), sr_direction="up")
+for start in DIFFPURE_STARTS:
+    POINTS[f"diffpure-t{start:g}"] = dict(preset="diffpure", purification_start=start)
+
+
+def point_config(base: EvalConfig, point: str, output_dir: str) -> EvalConfig:
+    """The evaluation of one frontier point: the base config with the point's scheduler options."""
+    if point not in POINTS:
+        raise ValueError(f"unknown point {point!r}; choose from {sorted(POINTS)}")
+    return dataclasses.replace(base, output_dir=os.path.join(output_dir, point), report_dir=None,
+                               scheduler_options=dict(POINTS[point])).validate()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="configs/mnist-frontier.yaml")
+    p.add_argument("--points", nargs="+", required=True, help=f"frontier points, from: {' '.join(POINTS)}")
+    p.add_argument("--eps", type=float, nargs="+", help="run only the config's threats with these eps values")
+    p.add_argument("--num-samples", type=int, help="overrides the config's num_samples")
+    p.add_argument("--output-dir", default="runs/eval/frontier")
+    args = p.parse_args()
+    unknown = [q for q in args.points if q not in POINTS]
+    if unknown:
+        p.error(f"--points: unknown {unknown}; choose from {sorted(POINTS)}")
+    base = EvalConfig.from_file(args.config, num_samples=args.num_samples)
+    for point in args.points:
+        run_evaluation(point_config(base, point, args.output_dir), run_eps=args.eps)
+
+
+if __name__ == "__main__":
+    main()

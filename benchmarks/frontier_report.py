@@ -1,0 +1,194 @@
+"""The frontier's table, plot, budget check and answer, computed from the stores of benchmarks/frontier.py,
+never typed by hand; byte-for-byte reproducible from the committed stores.
+
+    python benchmarks/frontier_report.py            # benchmarks/results/frontier/frontier.{json,md}, docs/img/frontier.png
+    python benchmarks/frontier_report.py --check    # writes nothing; exit 1 when a written file is stale
+
+A point enters the table once its store holds every image and every attack of its config at that eps;
+the others are listed as incomplete. Accuracy under the deployed vote (the majority of K purifications,
+scored against the clean majority) and under the first purification are both shown; the worst case is
+per sample over all attacks. "Beats" means the MimicDiffusion point's 95% interval lies wholly above the
+DiffPure point's.
+"""
+import argparse
+import glob
+import io
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from frontier import POINTS, point_config  # noqa: E402
+
+from mimic_diffusers.evaluation import EvalConfig, report_store, threat_key  # noqa: E402
+from mimic_diffusers.reports import atomic_write  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STUDY, BUDGET_CHECK = "benchmarks/results/frontier", "benchmarks/results/frontier-2x"
+CONFIGS = {STUDY: "configs/mnist-frontier.yaml", BUDGET_CHECK: "configs/mnist-frontier-2x.yaml"}
+RULES = {"vote": ("clean_vote", "worst_case_vote"), "first": ("clean", "worst_case")}
+
+
+def point_summaries(folder: str, config_path: str) -> dict:
+    """{point: (config, summary)} of every point store under `folder`, in the registry's order."""
+    base = EvalConfig.from_file(os.path.join(ROOT, config_path))
+    out = {}
+    for point in POINTS:
+        if glob.glob(os.path.join(ROOT, folder, point, "results.rank*.jsonl")):
+            config = point_config(base, point, os.path.join(ROOT, folder))
+            out[point] = (config, report_store(config, write=False))
+    return out
+
+
+def rows(summaries: dict) -> list:
+    """One row per (point, eps) that the store holds completely; incomplete ones flagged."""
+    out = []
+    for point, (config, s) in summaries.items():
+        for threat in config.threats:
+            t = s["threats"].get(threat_key(threat))
+            complete = (t is not None and t["worst_case"]["n"] == config.num_samples
+                        and set(t["attacks"]) == {a.get("label", a["name"]) for a in config.attacks})
+            row = {"point": point, "method": point.split("-")[0], "options": POINTS[point], "eps": threat["eps"],
+                   "complete": complete, "n": t["worst_case"]["n"] if t else 0, "votes": config.votes}
+            if complete:
+                row.update({rule: {"clean": s[clean], "robust": t[worst]} for rule, (clean, worst) in RULES.items()})
+                row["attacks"] = {k: {"first": a["accuracy"], "vote": a["vote"]["accuracy"] if a.get("vote") else None}
+                                  for k, a in t["attacks"].items()}
+                row["attack_minutes"] = sum(a["seconds"] for a in t["attacks"].values()) / 60
+            out.append(row)
+    return out
+
+
+def answer(table: list, eps: float, rule: str = "vote") -> dict:
+    """MimicDiffusion points that beat every DiffPure point of equal or higher clean accuracy by more than
+    the intervals (their robust intervals do not overlap), at one eps under one scoring rule."""
+    done = [r for r in table if r["complete"] and r["eps"] == eps]
+    mimic = [r for r in done if r["method"] == "mimic"]
+    diffpure = [r for r in done if r["method"] == "diffpure"]
+    winners = []
+    for m in mimic:
+        rivals = [d for d in diffpure if d[rule]["clean"]["accuracy"] >= m[rule]["clean"]["accuracy"]]
+        if rivals and all(m[rule]["robust"]["ci95"][0] > d[rule]["robust"]["ci95"][1] for d in rivals):
+            winners.append(m["point"])
+    return {"eps": eps, "rule": rule, "mimic_points": len(mimic), "diffpure_points": len(diffpure), "winners": winners}
+
+
+def budget_check(study: dict, doubled: dict) -> list:
+    """Worst case at the study's budgets and at twice the iterations, per point and eps (first purification)."""
+    out = []
+    for point in doubled:
+        if point not in study:
+            continue
+        for r1 in rows({point: study[point]}):
+            r2 = [r for r in rows({point: doubled[point]}) if r["eps"] == r1["eps"]]
+            if r1["complete"] and r2 and r2[0]["complete"]:
+                base, more = r1["first"]["robust"], r2[0]["first"]["robust"]
+                out.append({"point": point, "eps": r1["eps"], "budget": base, "twice": more,
+                            "flattened": more["accuracy"] >= base["ci95"][0]})
+    return out
+
+
+def pct(a: dict) -> str:
+    return f"{a['accuracy']:.1%} [{a['ci95'][0]:.1%}, {a['ci95'][1]:.1%}]"
+
+
+def markdown(table: list, answers: list, checks: list) -> str:
+    lines = ["| point | options | eps | N | clean (vote of K) | worst case (vote of K) | clean (first) | "
+             "worst case (first) | per attack, first / vote | attack minutes |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in table:
+        opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
+        if not r["complete"]:
+            lines.append(f"| {r['point']} | {opts} | {r['eps']:g} | {r['n']} | incomplete | | | | | |")
+            continue
+        per = "; ".join(f"{k} {a['first']:.0%} / {a['vote']:.0%}" for k, a in r["attacks"].items())
+        lines.append(f"| {r['point']} | {opts} | {r['eps']:g} | {r['n']} | {pct(r['vote']['clean'])} | "
+                     f"**{pct(r['vote']['robust'])}** | {pct(r['first']['clean'])} | {pct(r['first']['robust'])} | "
+                     f"{per} | {r['attack_minutes']:.0f} |")
+    lines += ["", "Budget check (worst case, first purification, at the study's budgets and at twice the iterations):", ""]
+    lines += [f"- {c['point']}, eps {c['eps']:g}: {pct(c['budget'])} vs {pct(c['twice'])}: "
+              + ("flattened (within the interval)" if c["flattened"] else "NOT flattened: raise the budgets")
+              for c in checks] or ["- no point has both budgets stored yet"]
+    lines += ["", "Answer (vote of K):", ""]
+    for a in answers:
+        if not a["mimic_points"] or not a["diffpure_points"]:
+            lines.append(f"- eps {a['eps']:g}: not yet answerable ({a['mimic_points']} MimicDiffusion and "
+                         f"{a['diffpure_points']} DiffPure points complete)")
+        else:
+            lines.append(f"- eps {a['eps']:g}: " + (f"{', '.join(a['winners'])} beat every DiffPure point of equal or "
+                         "higher clean accuracy beyond the intervals" if a["winners"] else
+                         f"no MimicDiffusion setting beats DiffPure beyond the intervals ({a['mimic_points']} "
+                         f"MimicDiffusion and {a['diffpure_points']} DiffPure points)"))
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: list) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    eps_values = sorted({r["eps"] for r in table})
+    fig, axes = plt.subplots(1, max(1, len(eps_values)), figsize=(6 * max(1, len(eps_values)), 4.5), squeeze=False)
+    for ax, eps in zip(axes[0], eps_values):
+        for method, style in (("mimic", "o-"), ("diffpure", "s--")):
+            pts = [r for r in table if r["complete"] and r["eps"] == eps and r["method"] == method]
+            if not pts:
+                continue
+            xs = [r["vote"]["robust"]["accuracy"] for r in pts]
+            ys = [r["vote"]["clean"]["accuracy"] for r in pts]
+            xerr = [[x - r["vote"]["robust"]["ci95"][0] for x, r in zip(xs, pts)],
+                    [r["vote"]["robust"]["ci95"][1] - x for x, r in zip(xs, pts)]]
+            yerr = [[y - r["vote"]["clean"]["ci95"][0] for y, r in zip(ys, pts)],
+                    [r["vote"]["clean"]["ci95"][1] - y for y, r in zip(ys, pts)]]
+            ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt=style, capsize=3,
+                        label="MimicDiffusion" if method == "mimic" else "DiffPure")
+            for x, y, r in zip(xs, ys, pts):
+                ax.annotate(r["point"].split("-", 1)[1], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel(f"worst-case robust accuracy, l_inf eps {eps:g} (vote of K)")
+        ax.set_ylabel("clean accuracy (vote of K)")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.05)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower left")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def build(study_dir: str = STUDY, doubled_dir: str = BUDGET_CHECK) -> dict:
+    """{path: content} of every file the report writes (paths relative to the repository root)."""
+    study, doubled = point_summaries(study_dir, CONFIGS[STUDY]), point_summaries(doubled_dir, CONFIGS[BUDGET_CHECK])
+    table = rows(study)
+    answers = [answer(table, eps) for eps in sorted({r["eps"] for r in table})]
+    checks = budget_check(study, doubled)
+    data = {"table": table, "answers": answers, "budget_check": checks}
+    return {f"{study_dir}/frontier.json": json.dumps(data, indent=1) + "\n",
+            f"{study_dir}/frontier.md": markdown(table, answers, checks),
+            # the docs show the plot, so it lives in the docs folder
+            ("docs/img/frontier.png" if study_dir == STUDY else f"{study_dir}/frontier.png"): plot(table)}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--check", action="store_true")
+    args = p.parse_args()
+    stale = []
+    for path, content in build().items():
+        full = os.path.join(ROOT, path)
+        mode = "rb" if isinstance(content, bytes) else "r"
+        current = open(full, mode).read() if os.path.isfile(full) else None
+        if current != content:
+            stale.append(path)
+            if not args.check:
+                atomic_write(full, content, "wb" if isinstance(content, bytes) else "w")
+    if args.check and stale:
+        print("stale: " + ", ".join(stale) + " (run python benchmarks/frontier_report.py)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

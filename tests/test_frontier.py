@@ -1,0 +1,74 @@
+"""The frontier study: its points are the issue's grid, a tiny study runs end to end through the same
+script, and the report's answer follows the intervals (hand-built rows with known answers)."""
+import os
+import subprocess
+import sys
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import frontier  # noqa: E402
+import frontier_report  # noqa: E402
+
+
+def test_points_cover_the_grid_and_build_valid_configs():
+    from mimic_diffusers.evaluation import EvalConfig
+
+    base = EvalConfig.from_file(os.path.join(ROOT, "configs", "mnist-frontier.yaml"))
+    assert {f"mimic-gs{s}" for s in (4, 8, 16, 32, 64)} <= set(frontier.POINTS)
+    assert {f"diffpure-t{t:g}" for t in (0.1, 0.2, 0.3, 0.4)} <= set(frontier.POINTS)
+    config = frontier.point_config(base, "mimic-gs32-wide", "/tmp/x")
+    assert config.scheduler_options == {"guidance_scale": 32.0, "guidance_window_start": 0.79, "guidance_window_end": 0.11}
+    assert config.output_dir == os.path.join("/tmp/x", "mimic-gs32-wide") and config.votes == 5
+    names = {a["name"] for a in base.attacks}
+    assert {"feedback-cut-pgd-eot", "exact-pgd-eot", "bpda-eot", "square"} <= names
+
+
+def row(point, clean, robust, n=64):
+    from mimic_diffusers.metrics import accuracy
+
+    acc = lambda k: accuracy([True] * k + [False] * (n - k))  # noqa: E731
+    r = {"point": point, "method": point.split("-")[0], "eps": 0.2, "complete": True}
+    r["vote"] = {"clean": acc(clean), "robust": acc(robust)}
+    return r
+
+
+def test_answer_needs_intervals_apart_and_only_counts_diffpure_points_as_clean_or_cleaner():
+    table = [row("mimic-gs4", 60, 40), row("diffpure-t0.1", 63, 10), row("diffpure-t0.4", 40, 50)]
+    # diffpure-t0.4 is less clean than mimic-gs4, so only diffpure-t0.1 is a rival, and it is far below
+    assert frontier_report.answer(table, 0.2)["winners"] == ["mimic-gs4"]
+    table[1] = row("diffpure-t0.1", 63, 33)  # 40/64 vs 33/64: intervals overlap -> no claim
+    assert frontier_report.answer(table, 0.2)["winners"] == []
+    table[1] = row("diffpure-t0.1", 50, 5)  # less clean than mimic-gs4: no rival left -> no claim
+    assert frontier_report.answer(table, 0.2)["winners"] == []
+
+
+def test_tiny_study_runs_and_reports(tmp_path):
+    config = yaml.safe_load(open(os.path.join(ROOT, "configs", "mnist-frontier.yaml")))
+    config.update(num_samples=2, batch_size=2, num_inference_steps=4, votes=3)
+    config["attacks"] = [{"name": "feedback-cut-pgd-eot", "params": {"steps": 1, "eot": 1, "tau": 0.5}},
+                         {"name": "bpda-eot", "params": {"steps": 1, "eot": 2, "relative_step_size": 5.0}}]
+    path = tmp_path / "frontier.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "frontier.py"), "--config", str(path), "--points",
+                    "mimic-gs4", "diffpure-t0.3", "--eps", "0.3", "--output-dir", str(tmp_path / "study")],
+                   check=True, capture_output=True, timeout=600, cwd=ROOT, env=env)
+    table = frontier_report.rows(frontier_report.point_summaries(str(tmp_path / "study"), str(path)))
+    done = {(r["point"], r["eps"]) for r in table if r["complete"]}
+    assert done == {("mimic-gs4", 0.3), ("diffpure-t0.3", 0.3)}  # eps 0.2 was not run: incomplete
+    assert all(r["n"] == 0 for r in table if r["eps"] == 0.2)
+    text = frontier_report.markdown(table, [frontier_report.answer(table, 0.3)], [])
+    assert "| mimic-gs4 | guidance_scale=4.0 | 0.3 | 2 |" in text and "incomplete" in text
+    assert frontier_report.plot(table)[:4] == b"\x89PNG"
+
+
+def test_committed_frontier_report_regenerates_byte_identically():
+    """`python benchmarks/frontier_report.py --check`: the committed table, JSON and plot are what the
+    committed stores give."""
+    assert frontier_report.main.__module__ == "frontier_report"
+    stale = [path for path, content in frontier_report.build().items()
+             if open(os.path.join(ROOT, path), "rb" if isinstance(content, bytes) else "r").read() != content]
+    assert not stale, f"stale: {stale} (run python benchmarks/frontier_report.py)"
