@@ -623,8 +623,9 @@ def frontier() -> str:
             with open(log) as f:
                 records = [json.loads(line) for line in f if line.strip()]
             wall = sum(r["wall_s"] for r in records) / 60
+            notes = "".join(f" Note: {r['note']}." for r in records if r.get("note"))
             runs.append(f"- `{point}`: {len(records)} run(s), {wall:.0f} min wall on {records[-1]['machine']}; "
-                        f"last command `{records[-1]['command']}`")
+                        f"last command `{records[-1]['command']}`.{notes}")
     return text + ("\nRuns (from each store's `runs.jsonl`):\n\n" + "\n".join(runs) + "\n" if runs else "")
 
 
