@@ -74,9 +74,10 @@ def _safetensors(path: str) -> dict:
     return load_file(path)
 
 
-def assemble_pipeline(unet: str, classifier, scheduler_options: Optional[dict] = None, unet_subfolder: Optional[str] = None):
+def assemble_pipeline(unet: str, classifier, scheduler_options: Optional[dict] = None, unet_subfolder: Optional[str] = None,
+                      **classifier_kwargs):
     """A MimicDiffusionPipeline from a UNet2DModel (a folder or a Hub id, safetensors only) and a classifier
-    (a component, or a `load_classifier` spec)."""
+    (a component, or a `load_classifier` spec with `classifier_kwargs`; its channels and size are the UNet's)."""
     from diffusers import UNet2DModel
 
     from .pipeline_mimic_diffusion import MimicDiffusionPipeline
@@ -84,7 +85,8 @@ def assemble_pipeline(unet: str, classifier, scheduler_options: Optional[dict] =
 
     unet_model = UNet2DModel.from_pretrained(unet, subfolder=unet_subfolder, use_safetensors=True)
     if isinstance(classifier, str):
-        classifier = load_classifier(classifier, unet_model.config.in_channels, unet_model.config.sample_size)
+        classifier = load_classifier(classifier, unet_model.config.in_channels, unet_model.config.sample_size,
+                                     **classifier_kwargs)
     return MimicDiffusionPipeline(unet=unet_model, scheduler=MimicDiffusionScheduler(**(scheduler_options or {})),
                                   classifier=classifier)
 

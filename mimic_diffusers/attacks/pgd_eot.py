@@ -76,26 +76,17 @@ class PGDEOT:
         self.diagnostics = {}
 
     def _loss_grad(self, x, y):
-        if self.eot_batch is not None:
-            return self._loss_grad_batched(x, y)
+        """The EOT-mean loss gradient and margin: draws one per call from the defense's shared stream
+        (eot_batch None), or `per_call` at a time through `forward_draws` (a stream per draw and image)."""
+        batched = self.eot_batch is not None
+        per_call = (1 if not batched else self.model.max_draws_per_forward(x, self.eot) if self.eot_batch == "auto"
+                    else min(self.eot_batch, self.eot))
         grad, score = torch.zeros_like(x), torch.zeros(len(x), device=x.device)
-        for _ in range(self.eot):
-            xi = x.detach().requires_grad_(True)
-            with torch.enable_grad():
-                logits = self.model(xi)
-                loss = self.loss(logits, y)
-                grad += torch.autograd.grad(loss, xi, allow_unused=True, materialize_grads=True)[0]
-            score += margin(logits.detach(), y)
-        return grad / self.eot, score / self.eot
-
-    def _loss_grad_batched(self, x, y):
-        grad, score = torch.zeros_like(x), torch.zeros(len(x), device=x.device)
-        per_call = self.model.max_draws_per_forward(x, self.eot) if self.eot_batch == "auto" else min(self.eot_batch, self.eot)
         for first in range(0, self.eot, per_call):
             draws = range(self.draws + first, self.draws + min(first + per_call, self.eot))
             xi, ys = x.detach().requires_grad_(True), y.repeat(len(draws))
             with torch.enable_grad():
-                logits = self.model.forward_draws(xi, draws)
+                logits = self.model.forward_draws(xi, draws) if batched else self.model(xi)
                 grad += torch.autograd.grad(self.loss(logits, ys), xi, allow_unused=True, materialize_grads=True)[0]
             score += margin(logits.detach(), ys).view(len(draws), len(x)).sum(0)
         self.draws += self.eot

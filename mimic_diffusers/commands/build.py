@@ -32,8 +32,6 @@ def add_arguments(p, name):
 
 def run(args):
     from ..assemble import assemble_pipeline, save_pipeline_folder
-
-    from ..assemble import load_classifier
     from ..hub import looks_like_repo_id
 
     if not (os.path.isdir(args.unet) or looks_like_repo_id(args.unet)):
@@ -46,9 +44,8 @@ def run(args):
     except json.JSONDecodeError as error:
         raise ValueError(f"--scheduler-options/--training/--classifier-options must be JSON objects: {error}") from None
     num_classes = classifier_options.pop("num_classes", 10)
-    classifier = load_classifier(args.classifier, weights=args.classifier_weights, num_classes=num_classes,
-                                 options=classifier_options)
-    pipe = assemble_pipeline(args.unet, classifier, options, unet_subfolder=args.unet_subfolder)
+    pipe = assemble_pipeline(args.unet, args.classifier, options, unet_subfolder=args.unet_subfolder,
+                             weights=args.classifier_weights, num_classes=num_classes, options=classifier_options)
     results = measure_quality(pipe, args) if args.measure else []
     save_pipeline_folder(pipe, args.output, results=results, training=training, dataset=args.dataset)
     for r in results:
