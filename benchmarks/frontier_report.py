@@ -4,10 +4,12 @@ never typed by hand; byte-for-byte reproducible from the committed stores.
     python benchmarks/frontier_report.py            # benchmarks/results/frontier/frontier.{json,md}, docs/img/frontier.png
     python benchmarks/frontier_report.py --check    # writes nothing; exit 1 when a written file is stale
 
-A point enters the table once its store holds every image and every attack of its config at that eps;
+Each point's store (`results.rank*.jsonl`, `runs.jsonl`) is committed; its own results.md and summary.json
+are written by the run and not committed (this report is the study's). A point enters the table once its store holds every image and every attack of its config at that eps;
 the others are listed as incomplete. Accuracy under the deployed vote (the majority of K purifications,
 scored against the clean majority) and under the first purification are both shown; the worst case is
-per sample over all attacks. "Beats" means the MimicDiffusion point's 95% interval lies wholly above the
+per sample over all attacks. The study runs as a cascade (each attack only on the samples the attacks
+before it left robust), so its per-attack figures are cumulative. "Beats" means the MimicDiffusion point's 95% interval lies wholly above the
 DiffPure point's.
 """
 import argparse
@@ -20,7 +22,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from frontier import POINTS, point_config  # noqa: E402
 
-from mimic_diffusers.evaluation import EvalConfig, report_store, threat_key  # noqa: E402
+from mimic_diffusers.evaluation import EvalConfig, merge_records, read_records, report_store, threat_key  # noqa: E402
 from mimic_diffusers.reports import atomic_write  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,20 +32,33 @@ RULES = {"vote": ("clean_vote", "worst_case_vote"), "first": ("clean", "worst_ca
 
 
 def point_summaries(folder: str, config_path: str) -> dict:
-    """{point: (config, summary)} of every point store under `folder`, in the registry's order."""
+    """{point: (config, summary, attacked)} of every point store under `folder`, in the registry's order."""
     base = EvalConfig.from_file(os.path.join(ROOT, config_path))
     out = {}
     for point in POINTS:
         if glob.glob(os.path.join(ROOT, folder, point, "results.rank*.jsonl")):
             config = point_config(base, point, os.path.join(ROOT, folder))
-            out[point] = (config, report_store(config, write=False))
+            out[point] = (config, report_store(config, write=False), attacked_samples(config))
+    return out
+
+
+def attacked_samples(config: EvalConfig) -> dict:
+    """threat -> [attacks run on a sample, attacks x samples]: what the cascade saved (a store written
+    without it ran every attack on every sample)."""
+    out = {}
+    for (batch, threat), record in merge_records(read_records(config.output_dir)).items():
+        if threat != "clean" and batch < config.num_batches:
+            counts = out.setdefault(threat, [0, 0])
+            for result in record["attacks"].values():
+                counts[0] += sum(result.get("targets", [True] * len(record["ids"])))
+                counts[1] += len(record["ids"])
     return out
 
 
 def rows(summaries: dict) -> list:
     """One row per (point, eps) that the store holds completely; incomplete ones flagged."""
     out = []
-    for point, (config, s) in summaries.items():
+    for point, (config, s, attacked) in summaries.items():
         for threat in config.threats:
             t = s["threats"].get(threat_key(threat))
             complete = (t is not None and t["worst_case"]["n"] == config.num_samples
@@ -55,6 +70,7 @@ def rows(summaries: dict) -> list:
                 row["attacks"] = {k: {"first": a["accuracy"], "vote": a["vote"]["accuracy"] if a.get("vote") else None}
                                   for k, a in t["attacks"].items()}
                 row["attack_minutes"] = sum(a["seconds"] for a in t["attacks"].values()) / 60
+                row["attacked"] = attacked[threat_key(threat)]
             out.append(row)
     return out
 
@@ -71,6 +87,33 @@ def answer(table: list, eps: float, rule: str = "vote") -> dict:
         if rivals and all(m[rule]["robust"]["ci95"][0] > d[rule]["robust"]["ci95"][1] for d in rivals):
             winners.append(m["point"])
     return {"eps": eps, "rule": rule, "mimic_points": len(mimic), "diffpure_points": len(diffpure), "winners": winners}
+
+
+def grid_points() -> list:
+    """The points every eps needs before the answer is final: each guidance scale and each DiffPure t*."""
+    return [p for p in POINTS if p.startswith("diffpure-") or p.count("-") == 1]
+
+
+def answer_sentence(table: list, answers: list) -> str:
+    """The README's one-sentence answer to the study's question, with its numbers (vote of K)."""
+    parts = []
+    for a in answers:
+        done = [r for r in table if r["complete"] and r["eps"] == a["eps"]]
+        missing = [p for p in grid_points() if p not in {r["point"] for r in done}]
+        if missing:
+            parts.append(f"at l_inf {a['eps']:g} not yet answered ({len(grid_points()) - len(missing)} of the "
+                         f"{len(grid_points())} grid points measured)")
+            continue
+        best = {m: max((r for r in done if r["method"] == m), key=lambda r: r["vote"]["robust"]["accuracy"])
+                for m in ("mimic", "diffpure")}
+        numbers = "; ".join(f"{r['point']}: {pct(r['vote']['robust'])} at clean {r['vote']['clean']['accuracy']:.1%}"
+                            for r in best.values())
+        verdict = (f"{', '.join(a['winners'])} beat every DiffPure point of equal or higher clean accuracy beyond the "
+                   "95% intervals" if a["winners"] else "no MimicDiffusion setting beats DiffPure beyond the 95% intervals")
+        parts.append(f"at l_inf {a['eps']:g} {verdict} (most robust of each: {numbers})")
+    text = "; ".join(parts) or "no point measured yet"
+    return ("Does any MimicDiffusion setting beat DiffPure at equal or higher clean accuracy under the strongest "
+            f"attacks (worst case per sample, vote of K, MNIST)? {text[0].upper() + text[1:]}.\n")
 
 
 def budget_check(study: dict, doubled: dict) -> list:
@@ -94,16 +137,17 @@ def pct(a: dict) -> str:
 
 def markdown(table: list, answers: list, checks: list) -> str:
     lines = ["| point | options | eps | N | clean (vote of K) | worst case (vote of K) | clean (first) | "
-             "worst case (first) | per attack, first / vote | attack minutes |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "worst case (first) | robust after each attack (cumulative), first / vote | attacked / all | attack minutes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table:
         opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
         if not r["complete"]:
-            lines.append(f"| {r['point']} | {opts} | {r['eps']:g} | {r['n']} | incomplete | | | | | |")
+            lines.append(f"| {r['point']} | {opts} | {r['eps']:g} | {r['n']} | incomplete | | | | | | |")
             continue
         per = "; ".join(f"{k} {a['first']:.0%} / {a['vote']:.0%}" for k, a in r["attacks"].items())
         lines.append(f"| {r['point']} | {opts} | {r['eps']:g} | {r['n']} | {pct(r['vote']['clean'])} | "
                      f"**{pct(r['vote']['robust'])}** | {pct(r['first']['clean'])} | {pct(r['first']['robust'])} | "
-                     f"{per} | {r['attack_minutes']:.0f} |")
+                     f"{per} | {r['attacked'][0]} / {r['attacked'][1]} | {r['attack_minutes']:.0f} |")
     lines += ["", "Budget check (worst case, first purification, at the study's budgets and at twice the iterations):", ""]
     lines += [f"- {c['point']}, eps {c['eps']:g}: {pct(c['budget'])} vs {pct(c['twice'])}: "
               + ("flattened (within the interval)" if c["flattened"] else "NOT flattened: raise the budgets")
@@ -164,7 +208,7 @@ def build(study_dir: str = STUDY, doubled_dir: str = BUDGET_CHECK) -> dict:
     table = rows(study)
     answers = [answer(table, eps) for eps in sorted({r["eps"] for r in table})]
     checks = budget_check(study, doubled)
-    data = {"table": table, "answers": answers, "budget_check": checks}
+    data = {"table": table, "answers": answers, "budget_check": checks, "sentence": answer_sentence(table, answers)}
     return {f"{study_dir}/frontier.json": json.dumps(data, indent=1) + "\n",
             f"{study_dir}/frontier.md": markdown(table, answers, checks),
             # the docs show the plot, so it lives in the docs folder

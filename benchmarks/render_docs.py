@@ -629,6 +629,11 @@ def frontier() -> str:
     return text + ("\nRuns (from each store's `runs.jsonl`):\n\n" + "\n".join(runs) + "\n" if runs else "")
 
 
+def frontier_answer() -> str:
+    path = os.path.join(RESULTS, "frontier", "frontier.json")
+    return header(f"`{rel(path)}` (written by `python benchmarks/frontier_report.py` from the stores)") + load(path)["sentence"]
+
+
 RENDERERS = {
     "_finding.md": finding,
     "mnist-default.md": lambda: eval_report("eval-mnist-default"),
@@ -657,6 +662,7 @@ RENDERERS = {
     "archive-attack-tuning-t20.md": archive_attack_tuning_t20,
     "cost-at-scale.md": cost_at_scale,
     "frontier.md": frontier,
+    "_frontier_answer.md": frontier_answer,
 }
 
 
@@ -671,7 +677,7 @@ def render() -> Dict[str, str]:
 
 
 README = os.path.join(ROOT, "README.md")
-README_BLOCKS = {"finding": "_finding.md", "attacks": "attacks.md"}  # README block -> the fragment it shows
+README_BLOCKS = {"finding": "_finding.md", "frontier": "_frontier_answer.md", "attacks": "attacks.md"}  # README block -> the fragment it shows
 
 
 def readme_with_blocks(readme: str, rendered: Dict[str, str]) -> str:

@@ -26,6 +26,10 @@ def _pct(a: dict) -> str:
 METRIC_NOTE = ("A sample counts as robust under a rule (the first purification; the majority of K; all K) only if "
                "that rule classifies both its clean and its attacked input correctly.")
 
+CASCADE_NOTE = ("Cascade: each attack ran only on the samples still robust after the clean pass and the attacks above "
+                "it, so each row is cumulative (robust after that attack and every one above it). A skipped sample was "
+                "already broken under every rule, so the worst case is defined as with every attack on every sample.")
+
 
 def markdown_table(summary: dict) -> str:
     k = summary["config"]["votes"]
@@ -33,6 +37,8 @@ def markdown_table(summary: dict) -> str:
     lines = [f"Clean (standard) accuracy through the defense: {_pct(summary['clean'])} (n={summary['clean']['n']}, "
              f"{summary['config']['num_inference_steps']} steps, majority of {k}: "
              f"{summary['clean_vote']['accuracy']:.1%}{every_clean})", "", METRIC_NOTE, ""]
+    if any(t.get("cascade") for t in summary["threats"].values()):
+        lines += [CASCADE_NOTE, ""]
     lines += [f"| threat | attack | robust acc [95% CI] | vote acc | all-{k} acc | n | "
               "mean abs input grad (L1) | zero-grad frac | params | wall s |",
               "|---|---|---|---|---|---|---|---|---|---|"]

@@ -50,11 +50,15 @@ def make_config(pipeline_dir, output_dir, **kw):
 
 
 def normalized(records):
-    """Results keyed by (batch, threat, attack), without timings (which legitimately differ between runs)."""
+    """Results keyed by (batch, threat, attack), without timings (which legitimately differ between runs) and
+    with gradient diagnostics to 5 significant digits."""
     out = {}
     for r in json.loads(json.dumps(records)):
         for name, result in r.pop("attacks", {"clean": {}}).items():
             result.pop("seconds", None)
+            # gradient norms are sums over a batch: two processes may round their last bit differently
+            result["diagnostics"] = json.loads(json.dumps(result.get("diagnostics", {})),
+                                               parse_float=lambda v: float(f"{float(v):.5g}"))
             key = (r["batch"], r["threat"], name)
             assert key not in out, f"{key} counted twice"
             out[key] = {**r, "result": result}
@@ -171,18 +175,20 @@ sys.exit(main(sys.argv[1:]))
 
 def test_data_parallel_two_cpu_processes_match_single_process(pipeline_dir, tmp_path):
     """Rank 1 starts reading the store 6 s late, by which time rank 0 alone could finish its units:
-    every unit must still be run exactly once (a barrier keeps both ranks on the same unit list)."""
+    every unit must still be run exactly once (a barrier keeps both ranks on the same unit list). A cascade
+    reads the clean passes that the other rank ran: both ranks finish them before any attack starts."""
     single, parallel = tmp_path / "single", tmp_path / "parallel"
+    attacks = [{"name": "pgd-classifier", "params": {"steps": 2}}, {"name": "bpda-eot", "params": {"steps": 1}}]
     # The ranks run with OMP_NUM_THREADS=1; the reference must too, since CPU kernels may sum in a
     # thread-count-dependent order and sign(.) in the guidance can amplify a last-bit difference.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        run_evaluation(EvalConfig(**make_config(pipeline_dir, single, attacks=[{"name": "pgd-classifier", "params": {"steps": 2}}])).validate())
+        run_evaluation(EvalConfig(**make_config(pipeline_dir, single, attacks=attacks, cascade=True)).validate())
     finally:
         torch.set_num_threads(threads)
     config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(make_config(pipeline_dir, parallel, attacks=[{"name": "pgd-classifier", "params": {"steps": 2}}])))
+    config_path.write_text(json.dumps(make_config(pipeline_dir, parallel, attacks=attacks, cascade=True)))
     launcher = tmp_path / "launch.py"
     launcher.write_text(LATE_RANK_LAUNCHER)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
@@ -295,3 +301,71 @@ def test_store_written_before_the_feedback_cut_had_its_name_resumes_under_it(tmp
     assert set(records[1]["attacks"]) == {"feedback-cut-pgd-eot", "feedback-cut-pgd-eot4"}
     assert all("guidance_feedback" not in a["params"] for a in records[1]["attacks"].values())
     assert pending_units(config, merge_records(records)) == []
+
+
+def test_cascade_summary_is_cumulative_and_keeps_the_worst_case():
+    """The same attacks read as a cascade: a skipped sample (None: broken under every rule before) counts as
+    broken, each attack's row is cumulative, the worst cases equal those of every attack on every sample,
+    and no attack is compared with another (cumulative rows cannot show masking)."""
+    from mimic_diffusers.evaluation import summarize, survivors
+
+    T, F, N = True, False, None
+    clean = {"batch": 0, "threat": "clean", "ids": [0, 1, 2, 3], "labels": [0, 1, 2, 3],
+             "correct": [T, T, T, F], "vote_correct": [T, T, F, F], "all_correct": [T, F, F, F]}
+
+    def result(correct, vote, every):
+        return {"name": "x", "correct": correct, "vote_correct": vote, "all_correct": every, "seconds": 1.0,
+                "params": {}, "diagnostics": {}}
+
+    first = result([F, T, T, F], [F, T, F, F], [F, T, F, F])
+    assert survivors(clean, []) == [T, T, T, F] and survivors(clean, [first]) == [F, T, T, F]
+    full = {"batch": 0, "threat": "Linf-0.3", "ids": [0, 1, 2, 3], "labels": [0, 1, 2, 3], "attacks": {
+        "bpda-eot": first, "square": result([T, F, F, T], [T, T, F, T], [T, F, F, F])}}
+    cascade = {**full, "attacks": {"bpda-eot": first, "square": result([N, F, F, N], [N, T, F, N], [N, F, F, N])}}
+    config = EvalConfig(pipeline="p", output_dir="o", num_samples=4, batch_size=4, votes=3,
+                        threats=[{"norm": "Linf", "eps": 0.3}], attacks=[{"name": "bpda-eot"}, {"name": "square"}])
+    plain = summarize([clean, full], config)["threats"]["Linf-0.3"]
+    assert plain["attacks"]["square"]["accuracy"] == 0.25 and plain["warnings"]  # Square beats BPDA: flagged
+    cascade["attacks"]["square"]["targets"] = survivors(clean, [first])
+    for records, as_cascade in (([clean, full], True), ([clean, cascade], True), ([clean, cascade], False)):
+        # a store the cascade wrote reads as one even under a config without `cascade`
+        t = summarize(records, EvalConfig(**{**config.__dict__, "cascade": as_cascade}))["threats"]["Linf-0.3"]
+        assert t["cascade"] and t["warnings"] == []
+        assert [t["attacks"][k]["accuracy"] for k in ("bpda-eot", "square")] == [0.5, 0.0]
+        assert [t["attacks"][k]["vote"]["accuracy"] for k in ("bpda-eot", "square")] == [0.25, 0.25]
+        for field in ("worst_case", "worst_case_vote", "worst_case_all_votes"):
+            assert t[field] == plain[field], field
+
+
+def test_cascade_attacks_only_the_survivors_and_resumes(pipeline_dir, tmp_path):
+    """Each attack runs on the samples the clean pass and the attacks before it left robust under some
+    rule (the others get None and are never attacked); a killed-and-resumed store is the same."""
+    from mimic_diffusers.evaluation import merge_records, survivors
+
+    attacks = [{"name": "pgd-classifier", "params": {"steps": 3}}, {"name": "bpda-eot", "params": {"steps": 1}},
+               {"name": "square", "params": {"n_queries": 3}}]
+    config = EvalConfig(**make_config(pipeline_dir, tmp_path / "a", attacks=attacks, cascade=True)).validate()
+    summary = run_evaluation(config)
+    merged = merge_records(read_records(str(tmp_path / "a")))
+    skipped = 0
+    for (batch, threat), record in merged.items():
+        if threat == "clean":
+            continue
+        earlier = []
+        for spec in attacks:
+            result = record["attacks"][spec["name"]]
+            assert result["targets"] == survivors(merged[(batch, "clean")], earlier)
+            for i, target in enumerate(result["targets"]):
+                assert (result["correct"][i] is None) == (not target)
+            skipped += result["targets"].count(False)
+            earlier.append(result)
+    assert skipped > 0, "the tiny pipeline's attacks must break something for the cascade to skip"
+    t = summary["threats"]["Linf-0.3"]
+    assert t["cascade"] and [a["accuracy"] for a in t["attacks"].values()] == sorted(
+        (a["accuracy"] for a in t["attacks"].values()), reverse=True)
+    assert t["worst_case"]["accuracy"] == t["attacks"]["square"]["accuracy"]
+    # the same store built in two runs (the last attack added later) holds the same results
+    grown = tmp_path / "b"
+    run_evaluation(EvalConfig(**make_config(pipeline_dir, grown, attacks=attacks[:2], cascade=True)).validate())
+    run_evaluation(EvalConfig(**make_config(pipeline_dir, grown, attacks=attacks, cascade=True)).validate())
+    assert normalized(read_records(str(grown))) == normalized(read_records(str(tmp_path / "a")))

@@ -60,8 +60,12 @@ def test_tiny_study_runs_and_reports(tmp_path):
     done = {(r["point"], r["eps"]) for r in table if r["complete"]}
     assert done == {("mimic-gs4", 0.3), ("diffpure-t0.3", 0.3)}  # eps 0.2 was not run: incomplete
     assert all(r["n"] == 0 for r in table if r["eps"] == 0.2)
+    # attack runs made, of attacks x samples (the config is a cascade: fewer where the clean pass or an attack won)
+    for r in (r for r in table if r["complete"]):
+        assert r["attacked"][1] == 4 and 0 <= r["attacked"][0] <= 4
     text = frontier_report.markdown(table, [frontier_report.answer(table, 0.3)], [])
     assert "| mimic-gs4 | guidance_scale=4.0 | 0.3 | 2 |" in text and "incomplete" in text
+    assert all(f"| {r['attacked'][0]} / 4 |" in text for r in table if r["complete"])
     assert frontier_report.plot(table)[:4] == b"\x89PNG"
 
 
@@ -72,3 +76,17 @@ def test_committed_frontier_report_regenerates_byte_identically():
     stale = [path for path, content in frontier_report.build().items()
              if open(os.path.join(ROOT, path), "rb" if isinstance(content, bytes) else "r").read() != content]
     assert not stale, f"stale: {stale} (run python benchmarks/frontier_report.py)"
+
+
+def test_readme_sentence_answers_only_on_the_full_grid():
+    grid = frontier_report.grid_points()
+    assert len(grid) == 9 and "mimic-gs16" in grid and "mimic-gs16-wide" not in grid
+    table = [row(p, 64, 40 if p == "mimic-gs8" else 20) for p in grid]
+    answers = [frontier_report.answer(table, 0.2)]
+    text = frontier_report.answer_sentence(table, answers)
+    assert "At l_inf 0.2 mimic-gs8 beat every DiffPure point" in text and "mimic-gs8: 62.5% [" in text
+    assert "diffpure-t0.1: 31.2% [" in text  # the most robust DiffPure point (the first of equals)
+    table[1] = row("mimic-gs8", 64, 22)  # within the intervals now
+    text = frontier_report.answer_sentence(table, [frontier_report.answer(table, 0.2)])
+    assert "no MimicDiffusion setting beats DiffPure beyond the 95% intervals" in text
+    assert "not yet answered (8 of the 9" in frontier_report.answer_sentence(table[1:], answers)

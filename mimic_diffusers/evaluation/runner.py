@@ -29,9 +29,11 @@ def unit_seed(*parts) -> int:
     return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:8], 16)
 
 
-def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optional[dict], attacks=None) -> dict:
+def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optional[dict], attacks=None,
+                  targets: Optional[List[bool]] = None) -> dict:
     """One batch under one threat (or clean when threat is None) -> a JSON-able record.
-    `attacks`: the attack specs to run (default: all of the config's)."""
+    `attacks`: the attack specs to run (default: all of the config's). `targets`: the samples to attack (a
+    cascade's survivors; default all); the others get None scores and the record lists `targets`."""
     record = {"batch": batch, "threat": threat_key(threat) if threat else "clean", "ids": ids, "labels": y.tolist()}
     defense = PurifyThenClassify(pipe, num_inference_steps=config.num_inference_steps)
     if threat is None:
@@ -39,22 +41,28 @@ def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optio
         record.update(score_votes(defense.predict(x, config.votes).tolist(), y.tolist()))
         return record
     record["attacks"] = {}
+    picked = [i for i in range(len(ids)) if targets is None or targets[i]]
+    x, y = x[picked], y[picked]
     for spec in config.attacks if attacks is None else attacks:
         params = attack_params(spec, config)
         seed = unit_seed(config.seed, batch, record["threat"], spec["name"])
         start = time.time()
-        attack = create_attack(spec["name"], pipe, eps=threat["eps"], norm=threat["norm"], seed=seed, **params)
-        x_adv = attack(x, y)
-        defense.reseed(seed + 1)
-        record["attacks"][attack_label(spec)] = {
-            "name": spec["name"], **score_votes(defense.predict(x_adv, config.votes).tolist(), y.tolist()),
-            "max_abs_perturbation": float((x_adv - x).abs().flatten(1).max(1).values.max()),
-            "seconds": time.time() - start, "params": params,
-            "diagnostics": {k: v for k, v in attack.diagnostics.items()},
-        }
-        if batch == 0 and config.examples:
-            save_example_grid(pipe, defense, x[: config.examples], x_adv[: config.examples], y[: config.examples],
-                              os.path.join(config.report_dir or config.output_dir, f"examples_{record['threat']}_{attack_label(spec)}.png"))
+        result = {"name": spec["name"], **{score: [None] * len(ids) for score in store.SCORES},
+                  "max_abs_perturbation": 0.0, "diagnostics": {}}
+        if picked:
+            attack = create_attack(spec["name"], pipe, eps=threat["eps"], norm=threat["norm"], seed=seed, **params)
+            x_adv = attack(x, y)
+            defense.reseed(seed + 1)
+            for score, values in score_votes(defense.predict(x_adv, config.votes).tolist(), y.tolist()).items():
+                for i, value in zip(picked, values):
+                    result[score][i] = value
+            result.update(max_abs_perturbation=float((x_adv - x).abs().flatten(1).max(1).values.max()),
+                          diagnostics=dict(attack.diagnostics))
+            if batch == 0 and config.examples:
+                save_example_grid(pipe, defense, x[: config.examples], x_adv[: config.examples], y[: config.examples],
+                                  os.path.join(config.report_dir or config.output_dir, f"examples_{record['threat']}_{attack_label(spec)}.png"))
+        record["attacks"][attack_label(spec)] = {**result, "seconds": time.time() - start, "params": params,
+                                                 **({} if targets is None else {"targets": list(targets)})}
     return record
 
 
@@ -96,22 +104,36 @@ def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None) -> dict:
         raise ValueError(f"num_samples={config.num_samples} exceeds the {len(dataset)} images of {config.dataset}/{config.split}")
     x_all, y_all = to_tensors(dataset, pipe.unet.config.in_channels, indices=range(config.num_samples))
     units = store.pending_units(run_config, store.merge_records(store.read_records(config.output_dir)))
-    # Every process must split the SAME unit list: without this barrier a process that starts late
-    # sees units another one has already finished, splits a shorter list, and a unit falls between
-    # the two splits (seen: one (batch, threat) missing from a 2-process run).
-    accelerator.wait_for_everyone()
     started = time.time()
     shard = os.path.join(config.output_dir, f"results.rank{accelerator.process_index}.jsonl")
-    with accelerator.split_between_processes(units) as mine:
-        for batch, threat, attacks in tqdm(mine, desc=f"evaluate[{accelerator.process_index}]",
-                                           disable=not accelerator.is_local_main_process):
-            ids = config.batch_ids(batch)
-            lo, hi = ids[0], ids[-1] + 1
-            x, y = x_all[lo:hi].to(accelerator.device), y_all[lo:hi].to(accelerator.device)
-            # One record per attack, not per unit: a chain-gradient attack runs for hours on a CPU, and a
-            # kill then loses only the attack it interrupted (merge_records joins a unit's records).
-            for spec in attacks or [None]:
-                store.append_record(shard, evaluate_unit(pipe, config, batch, x, y, ids, threat, spec and [spec]))
+    # Clean passes first: an attack is scored against the clean prediction, and a cascade attacks only
+    # the samples its clean pass (and the earlier attacks) got right.
+    for phase in ([u for u in units if u[1] is None], [u for u in units if u[1] is not None]):
+        # Every process reads the store and splits the SAME unit list, then writes: without the barriers
+        # a process that starts late sees units another one has finished (or a line it is writing), and
+        # a unit falls between the two splits (seen: one (batch, threat) missing from a 2-process run).
+        accelerator.wait_for_everyone()
+        stored = store.merge_records(store.read_records(config.output_dir)) if config.cascade else {}
+        accelerator.wait_for_everyone()
+        with accelerator.split_between_processes(phase) as mine:
+            for batch, threat, attacks in tqdm(mine, desc=f"evaluate[{accelerator.process_index}]",
+                                               disable=not accelerator.is_local_main_process):
+                ids = config.batch_ids(batch)
+                lo, hi = ids[0], ids[-1] + 1
+                x, y = x_all[lo:hi].to(accelerator.device), y_all[lo:hi].to(accelerator.device)
+                unit = stored.get((batch, threat_key(threat) if threat else "clean"), {})
+                done = dict(unit.get("attacks", {}))
+                # One record per attack, not per unit: a chain-gradient attack runs for hours on a CPU, and a
+                # kill then loses only the attack it interrupted (merge_records joins a unit's records).
+                for spec in attacks or [None]:
+                    targets = None
+                    if config.cascade and spec is not None:
+                        earlier = [done[attack_label(s)] for s in config.attacks[: config.attacks.index(spec)]
+                                   if attack_label(s) in done]
+                        targets = store.survivors(stored[(batch, "clean")], earlier)
+                    record = evaluate_unit(pipe, config, batch, x, y, ids, threat, spec and [spec], targets)
+                    store.append_record(shard, record)
+                    done.update(record.get("attacks", {}))
     accelerator.wait_for_everyone()
     if units and accelerator.is_main_process:  # the store keeps how each of its runs was made
         store.append_record(os.path.join(config.output_dir, "runs.jsonl"), {

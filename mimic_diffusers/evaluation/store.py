@@ -74,6 +74,13 @@ def merge_records(records: List[dict]) -> Dict[tuple, dict]:
     return merged
 
 
+def survivors(clean: dict, attacked: List[dict]) -> List[bool]:
+    """Per sample: still robust under some decision rule (`SCORES`) after the clean record `clean` and the
+    attack results `attacked` (a None score marks a sample a cascade skipped: broken under every rule)."""
+    rules = [s for s in SCORES if s in clean and all(s in a for a in attacked)]
+    return [any(clean[s][i] and all(a[s][i] for a in attacked) for s in rules) for i in range(len(clean["correct"]))]
+
+
 def append_record(path: str, record: dict) -> None:
     line = (json.dumps(record) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -48,8 +48,13 @@ def summarize(records: List[dict], config: EvalConfig) -> dict:
         per_rule: Dict[str, Dict[str, List[bool]]] = {rule: {} for rule in RULES}
         result = {"attacks": {}, "n": sum(len(r["ids"]) for r in rows)}
         # the config's attacks, where every batch has them (a store may hold attacks since dropped)
+        # a store a cascade wrote is read as one whatever the config says (its skipped samples hold None)
+        cascade = config.cascade or any("targets" in a for r in rows for a in r["attacks"].values())
+        before: Dict[str, Optional[List[bool]]] = {}
         for label in [n for n in names if all(n in r["attacks"] for r in rows)]:
             scores = {rule: robust_under_rule(rows, label, rule, clean_by_batch) for rule in RULES}
+            if cascade:  # cumulative: robust after this attack and every earlier one
+                scores = before = {rule: c if rule not in before else _and(before[rule], c) for rule, c in scores.items()}
             for rule, correct in scores.items():
                 if correct is not None:
                     per_rule[rule][label] = correct
@@ -67,9 +72,14 @@ def summarize(records: List[dict], config: EvalConfig) -> dict:
                             ("all_correct", "worst_case_all_votes")):
             if per_rule[rule].keys() == result["attacks"].keys():  # every attack has the rule's records
                 result[field] = accuracy(worst_case(per_rule[rule]))
-        result["warnings"] = [f"{key}: {w}" for w in masking_warnings(result["attacks"])]
+        result["cascade"] = cascade
+        result["warnings"] = [f"{key}: {w}" for w in masking_warnings(result["attacks"], cumulative=cascade)]
         out["threats"][key] = result
     return out
+
+
+def _and(a: Optional[List[bool]], b: Optional[List[bool]]) -> Optional[List[bool]]:
+    return None if a is None or b is None else [x and y for x, y in zip(a, b)]
 
 
 def _mean(values):
