@@ -86,7 +86,9 @@ def answer(table: list, eps: float, rule: str = "vote") -> dict:
         rivals = [d for d in diffpure if d[rule]["clean"]["accuracy"] >= m[rule]["clean"]["accuracy"]]
         if rivals and all(m[rule]["robust"]["ci95"][0] > d[rule]["robust"]["ci95"][1] for d in rivals):
             winners.append(m["point"])
-    return {"eps": eps, "rule": rule, "mimic_points": len(mimic), "diffpure_points": len(diffpure), "winners": winners}
+    grid = sum(p in {r["point"] for r in done} for p in grid_points())
+    return {"eps": eps, "rule": rule, "mimic_points": len(mimic), "diffpure_points": len(diffpure),
+            "grid_points": grid, "winners": winners}
 
 
 def grid_points() -> list:
@@ -154,9 +156,10 @@ def markdown(table: list, answers: list, checks: list) -> str:
               for c in checks] or ["- no point has both budgets stored yet"]
     lines += ["", "Answer (vote of K):", ""]
     for a in answers:
-        if not a["mimic_points"] or not a["diffpure_points"]:
-            lines.append(f"- eps {a['eps']:g}: not yet answerable ({a['mimic_points']} MimicDiffusion and "
-                         f"{a['diffpure_points']} DiffPure points complete)")
+        if a["grid_points"] < len(grid_points()):
+            lines.append(f"- eps {a['eps']:g}: not yet answerable ({a['grid_points']} of the {len(grid_points())} grid "
+                         f"points complete: {a['mimic_points']} MimicDiffusion and {a['diffpure_points']} DiffPure points "
+                         "in all)")
         else:
             lines.append(f"- eps {a['eps']:g}: " + (f"{', '.join(a['winners'])} beat every DiffPure point of equal or "
                          "higher clean accuracy beyond the intervals" if a["winners"] else
