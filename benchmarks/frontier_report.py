@@ -137,8 +137,17 @@ def pct(a: dict) -> str:
     return f"{a['accuracy']:.1%} [{a['ci95'][0]:.1%}, {a['ci95'][1]:.1%}]"
 
 
-def markdown(table: list, answers: list, checks: list) -> str:
-    lines = ["| point | options | eps | N | clean (vote of K) | worst case (vote of K) | clean (first) | "
+def budgets(config_path: str) -> str:
+    """The study's protocol as one line: images, steps, votes and every attack with its budget."""
+    c = EvalConfig.from_file(os.path.join(ROOT, config_path))
+    attacks = "; ".join(f"`{a.get('label', a['name'])}` ({', '.join(f'{k}={v}' for k, v in a.get('params', {}).items())})"
+                        for a in c.attacks)
+    return (f"Protocol (`{config_path}`): N = {c.num_samples} test images, T = {c.num_inference_steps} steps, "
+            f"K = {c.votes} purifications, attacks in {'cascade ' if c.cascade else ''}order: {attacks}.")
+
+
+def markdown(table: list, answers: list, checks: list, protocol: str = "") -> str:
+    lines = ([protocol, ""] if protocol else []) + ["| point | options | eps | N | clean (vote of K) | worst case (vote of K) | clean (first) | "
              "worst case (first) | robust after each attack (cumulative), first / vote | attacked / all | attack minutes |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table:
@@ -150,7 +159,8 @@ def markdown(table: list, answers: list, checks: list) -> str:
         lines.append(f"| {r['point']} | {opts} | {r['eps']:g} | {r['n']} | {pct(r['vote']['clean'])} | "
                      f"**{pct(r['vote']['robust'])}** | {pct(r['first']['clean'])} | {pct(r['first']['robust'])} | "
                      f"{per} | {r['attacked'][0]} / {r['attacked'][1]} | {r['attack_minutes']:.0f} |")
-    lines += ["", "Budget check (worst case, first purification, at the study's budgets and at twice the iterations):", ""]
+    lines += ["", "Budget check (worst case, first purification, at the study's budgets and at twice the iterations, "
+              f"`{CONFIGS[BUDGET_CHECK]}`):", ""]
     lines += [f"- {c['point']}, eps {c['eps']:g}: {pct(c['budget'])} vs {pct(c['twice'])}: "
               + ("flattened (within the interval)" if c["flattened"] else "NOT flattened: raise the budgets")
               for c in checks] or ["- no point has both budgets stored yet"]
@@ -211,9 +221,10 @@ def build(study_dir: str = STUDY, doubled_dir: str = BUDGET_CHECK) -> dict:
     table = rows(study)
     answers = [answer(table, eps) for eps in sorted({r["eps"] for r in table})]
     checks = budget_check(study, doubled)
-    data = {"table": table, "answers": answers, "budget_check": checks, "sentence": answer_sentence(table, answers)}
+    data = {"table": table, "answers": answers, "budget_check": checks, "sentence": answer_sentence(table, answers),
+            "protocol": budgets(CONFIGS[STUDY])}
     return {f"{study_dir}/frontier.json": json.dumps(data, indent=1) + "\n",
-            f"{study_dir}/frontier.md": markdown(table, answers, checks),
+            f"{study_dir}/frontier.md": markdown(table, answers, checks, data["protocol"]),
             # the docs show the plot, so it lives in the docs folder
             ("docs/img/frontier.png" if study_dir == STUDY else f"{study_dir}/frontier.png"): plot(table)}
 

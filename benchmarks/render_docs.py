@@ -615,7 +615,7 @@ def frontier() -> str:
     path = os.path.join(RESULTS, "frontier", "frontier.json")
     d = load(path)
     text = header(f"`{rel(path)}` (written by `python benchmarks/frontier_report.py` from the stores)")
-    text += frontier_report.markdown(d["table"], d["answers"], d["budget_check"])
+    text += frontier_report.markdown(d["table"], d["answers"], d["budget_check"], d["protocol"])
     runs = []
     for point in sorted({r["point"] for r in d["table"]}):
         log = os.path.join(RESULTS, "frontier", point, "runs.jsonl")
