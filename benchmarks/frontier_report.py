@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from frontier import POINTS, point_config  # noqa: E402
 
 from mimic_diffusers.evaluation import EvalConfig, merge_records, read_records, report_store, threat_key  # noqa: E402
+from mimic_diffusers.metrics import wilson_interval  # noqa: E402
 from mimic_diffusers.reports import atomic_write  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,7 +78,8 @@ def rows(summaries: dict) -> list:
 
 def answer(table: list, eps: float, rule: str = "vote") -> dict:
     """MimicDiffusion points that beat every DiffPure point of equal or higher clean accuracy by more than
-    the intervals (their robust intervals do not overlap), at one eps under one scoring rule."""
+    the intervals (their robust intervals do not overlap), at one eps under one scoring rule; and whether
+    the points still missing can change that (`decided`, with the DiffPure point that settles a "no")."""
     done = [r for r in table if r["complete"] and r["eps"] == eps]
     mimic = [r for r in done if r["method"] == "mimic"]
     diffpure = [r for r in done if r["method"] == "diffpure"]
@@ -87,32 +89,66 @@ def answer(table: list, eps: float, rule: str = "vote") -> dict:
         if rivals and all(m[rule]["robust"]["ci95"][0] > d[rule]["robust"]["ci95"][1] for d in rivals):
             winners.append(m["point"])
     grid = sum(p in {r["point"] for r in done} for p in grid_points())
-    return {"eps": eps, "rule": rule, "mimic_points": len(mimic), "diffpure_points": len(diffpure),
-            "grid_points": grid, "winners": winners}
+    out = {"eps": eps, "rule": rule, "mimic_points": len(mimic), "diffpure_points": len(diffpure),
+           "grid_points": grid, "winners": winners, "decided": grid == len(grid_points()), "settled_by": None}
+    every_diffpure = {p for p in grid_points() if p.startswith("diffpure-")} <= {d["point"] for d in diffpure}
+    if every_diffpure and not out["decided"]:
+        if winners:
+            out["decided"] = True  # more points can add winners, not remove one
+        else:
+            # The best a missing MimicDiffusion point can do is every image clean and robust; its rivals are
+            # then the cleanest DiffPure points (any less clean point faces those too). If one of them reaches
+            # the lower end of a perfect score's interval, no missing point can beat it.
+            n = diffpure[0]["n"]
+            perfect = wilson_interval(n, n)[0]
+            top = max(d[rule]["clean"]["accuracy"] for d in diffpure)
+            blocking = [d for d in diffpure if d[rule]["clean"]["accuracy"] == top and d[rule]["robust"]["ci95"][1] >= perfect]
+            if blocking:
+                d = max(blocking, key=lambda d: d[rule]["robust"]["ci95"][1])
+                out.update(decided=True, settled_by={"point": d["point"], "robust": d[rule]["robust"], "n": n,
+                                                     "perfect": [perfect, 1.0]})
+    return out
 
 
 def grid_points() -> list:
-    """The points every eps needs before the answer is final: each guidance scale and each DiffPure t*."""
+    """The points every eps needs before the study is complete: each guidance scale and each DiffPure t*."""
     return [p for p in POINTS if p.startswith("diffpure-") or p.count("-") == 1]
 
 
-def answer_sentence(table: list, answers: list) -> str:
-    """The README's one-sentence answer to the study's question, with its numbers (vote of K)."""
+def verdict(a: dict) -> str:
+    """One eps's answer in words: who wins, or that nobody does (and, before the grid is complete, why the
+    missing points cannot change it)."""
+    if a["winners"]:
+        return (f"{', '.join(a['winners'])} beat every DiffPure point of equal or higher clean accuracy beyond the "
+                "95% intervals")
+    text = "no MimicDiffusion setting beats DiffPure beyond the 95% intervals"
+    if a["settled_by"]:
+        b = a["settled_by"]
+        text += (f", and the {len(grid_points()) - a['grid_points']} grid points still to measure cannot change that: "
+                 f"even all {b['n']} images robust gives the interval [{b['perfect'][0]:.1%}, 100.0%], which overlaps "
+                 f"{b['point']}'s {pct(b['robust'])}")
+    return text
+
+
+def answer_sentence(table: list, answers: list, checks: list = ()) -> str:
+    """The README's one-sentence answer to the study's question, with its numbers (vote of K), and whether the
+    budget check (`checks`, on both extreme points) has shown the study's budgets to be enough."""
+    flat = len(checks) >= 2 and all(c["flattened"] for c in checks)
+    budgets = ("the study's budgets (twice the iterations did not lower the worst case beyond its interval)" if flat
+               else "the study's budgets (their check at twice the iterations is not complete)")
     parts = []
     for a in answers:
         done = [r for r in table if r["complete"] and r["eps"] == a["eps"]]
-        missing = [p for p in grid_points() if p not in {r["point"] for r in done}]
-        if missing:
-            parts.append(f"at l_inf {a['eps']:g} not yet answered ({len(grid_points()) - len(missing)} of the "
+        if not a["decided"]:
+            parts.append(f"at l_inf {a['eps']:g} not yet answered ({a['grid_points']} of the "
                          f"{len(grid_points())} grid points measured)")
             continue
         best = {m: max((r for r in done if r["method"] == m), key=lambda r: r["vote"]["robust"]["accuracy"])
-                for m in ("mimic", "diffpure")}
-        numbers = "; ".join(f"{r['point']}: {pct(r['vote']['robust'])} at clean {r['vote']['clean']['accuracy']:.1%}"
+                for m in ("mimic", "diffpure") if any(r["method"] == m for r in done)}
+        numbers = "; ".join(f"{r['point']} {pct(r['vote']['robust'])} at clean {r['vote']['clean']['accuracy']:.1%}"
                             for r in best.values())
-        verdict = (f"{', '.join(a['winners'])} beat every DiffPure point of equal or higher clean accuracy beyond the "
-                   "95% intervals" if a["winners"] else "no MimicDiffusion setting beats DiffPure beyond the 95% intervals")
-        parts.append(f"at l_inf {a['eps']:g} {verdict} (most robust of each: {numbers})")
+        parts.append(f"at l_inf {a['eps']:g} and {budgets}, {verdict(a)} (the most robust of each"
+                     f"{' so far' if a['grid_points'] < len(grid_points()) else ''}: {numbers})")
     text = "; ".join(parts) or "no point measured yet"
     return ("Does any MimicDiffusion setting beat DiffPure at equal or higher clean accuracy under the strongest "
             f"attacks (worst case per sample, vote of K, MNIST)? {text[0].upper() + text[1:]}.\n")
@@ -166,15 +202,13 @@ def markdown(table: list, answers: list, checks: list, protocol: str = "") -> st
               for c in checks] or ["- no point has both budgets stored yet"]
     lines += ["", "Answer (vote of K):", ""]
     for a in answers:
-        if a["grid_points"] < len(grid_points()):
+        if not a["decided"]:
             lines.append(f"- eps {a['eps']:g}: not yet answerable ({a['grid_points']} of the {len(grid_points())} grid "
                          f"points complete: {a['mimic_points']} MimicDiffusion and {a['diffpure_points']} DiffPure points "
                          "in all)")
-        else:
-            lines.append(f"- eps {a['eps']:g}: " + (f"{', '.join(a['winners'])} beat every DiffPure point of equal or "
-                         "higher clean accuracy beyond the intervals" if a["winners"] else
-                         f"no MimicDiffusion setting beats DiffPure beyond the intervals ({a['mimic_points']} "
-                         f"MimicDiffusion and {a['diffpure_points']} DiffPure points)"))
+            continue
+        lines.append(f"- eps {a['eps']:g}: {verdict(a)} ({a['mimic_points']} MimicDiffusion and "
+                     f"{a['diffpure_points']} DiffPure points complete)")
     return "\n".join(lines) + "\n"
 
 
@@ -221,7 +255,7 @@ def build(study_dir: str = STUDY, doubled_dir: str = BUDGET_CHECK) -> dict:
     table = rows(study)
     answers = [answer(table, eps) for eps in sorted({r["eps"] for r in table})]
     checks = budget_check(study, doubled)
-    data = {"table": table, "answers": answers, "budget_check": checks, "sentence": answer_sentence(table, answers),
+    data = {"table": table, "answers": answers, "budget_check": checks, "sentence": answer_sentence(table, answers, checks),
             "protocol": budgets(CONFIGS[STUDY])}
     return {f"{study_dir}/frontier.json": json.dumps(data, indent=1) + "\n",
             f"{study_dir}/frontier.md": markdown(table, answers, checks, data["protocol"]),

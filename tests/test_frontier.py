@@ -30,7 +30,7 @@ def row(point, clean, robust, n=64):
     from mimic_diffusers.metrics import accuracy
 
     acc = lambda k: accuracy([True] * k + [False] * (n - k))  # noqa: E731
-    r = {"point": point, "method": point.split("-")[0], "eps": 0.2, "complete": True}
+    r = {"point": point, "method": point.split("-")[0], "eps": 0.2, "complete": True, "n": n}
     r["vote"] = {"clean": acc(clean), "robust": acc(robust)}
     return r
 
@@ -78,15 +78,28 @@ def test_committed_frontier_report_regenerates_byte_identically():
     assert not stale, f"stale: {stale} (run python benchmarks/frontier_report.py)"
 
 
-def test_readme_sentence_answers_only_on_the_full_grid():
+def test_readme_sentence_answers_on_the_full_grid_or_when_no_missing_point_can_change_it():
     grid = frontier_report.grid_points()
     assert len(grid) == 9 and "mimic-gs16" in grid and "mimic-gs16-wide" not in grid
     table = [row(p, 64, 40 if p == "mimic-gs8" else 20) for p in grid]
     answers = [frontier_report.answer(table, 0.2)]
     text = frontier_report.answer_sentence(table, answers)
-    assert "At l_inf 0.2 mimic-gs8 beat every DiffPure point" in text and "mimic-gs8: 62.5% [" in text
-    assert "diffpure-t0.1: 31.2% [" in text  # the most robust DiffPure point (the first of equals)
+    assert "mimic-gs8 beat every DiffPure point" in text and "mimic-gs8 62.5% [" in text
+    assert "diffpure-t0.1 31.2% [" in text  # the most robust DiffPure point (the first of equals)
+    assert "check at twice the iterations is not complete" in text
+    checks = [{"flattened": True}, {"flattened": True}]
+    assert "did not lower the worst case" in frontier_report.answer_sentence(table, answers, checks)
     table[1] = row("mimic-gs8", 64, 22)  # within the intervals now
     text = frontier_report.answer_sentence(table, [frontier_report.answer(table, 0.2)])
     assert "no MimicDiffusion setting beats DiffPure beyond the 95% intervals" in text
-    assert "not yet answered (8 of the 9" in frontier_report.answer_sentence(table[1:], answers)
+    # a MimicDiffusion point missing: undecided while a perfect score could still win ...
+    partial = table[1:]
+    assert not frontier_report.answer(partial, 0.2)["decided"]
+    assert "not yet answered (8 of the 9" in frontier_report.answer_sentence(partial, [frontier_report.answer(partial, 0.2)])
+    # ... decided once a DiffPure point as clean as any reaches the lower end of 64/64's interval (94.3%)
+    partial[-1] = row("diffpure-t0.4", 64, 58)  # 90.6% [81.0%, 95.6%]
+    a = frontier_report.answer(partial, 0.2)
+    assert a["decided"] and a["settled_by"]["point"] == "diffpure-t0.4"
+    assert "cannot change that" in frontier_report.answer_sentence(partial, [a])
+    partial[-1] = row("diffpure-t0.4", 63, 63)  # the most robust DiffPure point is less clean: no bound
+    assert not frontier_report.answer(partial, 0.2)["decided"]
