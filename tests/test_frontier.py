@@ -87,8 +87,9 @@ def test_readme_sentence_answers_on_the_full_grid_or_when_no_missing_point_can_c
     assert "mimic-gs8 beat every DiffPure point" in text and "mimic-gs8 62.5% [" in text
     assert "diffpure-t0.1 31.2% [" in text  # the most robust DiffPure point (the first of equals)
     assert "check at twice the iterations is not complete" in text
-    checks = [{"flattened": True}, {"flattened": True}]
+    checks = [{"point": p, "flattened": True} for p in frontier_report.EXTREMES]
     assert "did not lower the worst case" in frontier_report.answer_sentence(table, answers, checks)
+    assert "not complete" in frontier_report.answer_sentence(table, answers, checks[:1])
     table[1] = row("mimic-gs8", 64, 22)  # within the intervals now
     text = frontier_report.answer_sentence(table, [frontier_report.answer(table, 0.2)])
     assert "no MimicDiffusion setting beats DiffPure beyond the 95% intervals" in text
@@ -101,5 +102,21 @@ def test_readme_sentence_answers_on_the_full_grid_or_when_no_missing_point_can_c
     a = frontier_report.answer(partial, 0.2)
     assert a["decided"] and a["settled_by"]["point"] == "diffpure-t0.4"
     assert "cannot change that" in frontier_report.answer_sentence(partial, [a])
+    # the check must cover the DiffPure point the answer rests on
+    assert "not complete" in frontier_report.answer_sentence(partial, [a], checks)
+    both = checks + [{"point": "diffpure-t0.4", "flattened": True}]
+    assert "did not lower" in frontier_report.answer_sentence(partial, [a], both)
+    assert "not complete" in frontier_report.answer_sentence(partial, [a], both[:2] + [{**both[2], "flattened": False}])
     partial[-1] = row("diffpure-t0.4", 63, 63)  # the most robust DiffPure point is less clean: no bound
     assert not frontier_report.answer(partial, 0.2)["decided"]
+
+
+def test_budget_check_lines_show_both_rules():
+    from mimic_diffusers.metrics import accuracy
+
+    acc = lambda k: accuracy([True] * k + [False] * (64 - k))  # noqa: E731
+    check = {"point": "mimic-gs4", "eps": 0.2, "vote": {"budget": acc(49), "twice": acc(45)},
+             "first": {"budget": acc(41), "twice": acc(30)}, "flattened": False}
+    text = frontier_report.markdown([], [], [check])
+    assert "- mimic-gs4, eps 0.2: vote 76.6% [" in text and "; first 64.1% [" in text and "vs 46.9% [" in text
+    assert "NOT flattened: raise the budgets" in text
