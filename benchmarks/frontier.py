@@ -6,7 +6,9 @@ its own store under --output-dir; run again and only the missing units run.
     python benchmarks/frontier.py --points mimic-gs4 mimic-gs64 --eps 0.2 --output-dir benchmarks/results/frontier
 
 Data parallel like `evaluate` (launch it with `python -m torch.distributed.run --nproc_per_node 2 ...`).
-The table and plot come from the stores: `python benchmarks/frontier_report.py`.
+The table and plot come from the stores: `python benchmarks/frontier_report.py`. A screen,
+`--attacks feedback-cut-pgd-eot`, runs only the cascade's first attack: its robust accuracy bounds the
+point's worst case from above, which can settle that a point cannot beat DiffPure before the rest runs.
 """
 import argparse
 import dataclasses
@@ -41,6 +43,8 @@ def main():
     p.add_argument("--config", default="configs/mnist-frontier.yaml")
     p.add_argument("--points", nargs="+", required=True, help=f"frontier points, from: {' '.join(POINTS)}")
     p.add_argument("--eps", type=float, nargs="+", help="run only the config's threats with these eps values")
+    p.add_argument("--attacks", nargs="+", metavar="LABEL", help="run only the config's first attacks (a screen: "
+                   "the cascade's first stages; a later run without it adds the rest)")
     p.add_argument("--num-samples", type=int, help="overrides the config's num_samples")
     p.add_argument("--output-dir", default="runs/eval/frontier")
     args = p.parse_args()
@@ -49,7 +53,7 @@ def main():
         p.error(f"--points: unknown {unknown}; choose from {sorted(POINTS)}")
     base = EvalConfig.from_file(args.config, num_samples=args.num_samples)
     for point in args.points:
-        run_evaluation(point_config(base, point, args.output_dir), run_eps=args.eps)
+        run_evaluation(point_config(base, point, args.output_dir), run_eps=args.eps, run_attacks=args.attacks)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,14 @@ never typed by hand; byte-for-byte reproducible from the committed stores.
     python benchmarks/frontier_report.py --check    # writes nothing; exit 1 when a written file is stale
 
 Each point's store (`results.rank*.jsonl`, `runs.jsonl`) is committed; its own results.md and summary.json
-are written by the run and not committed (this report is the study's). A point enters the table once its store holds every image and every attack of its config at that eps;
-the others are listed as incomplete. Accuracy under the deployed vote (the majority of K purifications,
-scored against the clean majority) and under the first purification are both shown; the worst case is
-per sample over all attacks. The study runs as a cascade (each attack only on the samples the attacks
-before it left robust), so its per-attack figures are cumulative. "Beats" means the MimicDiffusion point's 95% interval lies wholly above the
-DiffPure point's.
+are written by the run and not committed (this report is the study's). A point enters the table and the
+plot once its store holds every image and every attack of its config at that eps; a screen (every image
+through the cascade's first attacks only, `frontier.py --attacks`) is listed with its robust accuracy as
+an upper bound, and the others as incomplete. Accuracy under the deployed vote (the majority of K
+purifications, scored against the clean majority) and under the first purification are both shown; the
+worst case is per sample over all attacks. The study runs as a cascade (each attack only on the samples
+the attacks before it left robust), so its per-attack figures are cumulative. The answer is
+`frontier_answer.py`'s.
 """
 import argparse
 import glob
@@ -21,15 +23,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from frontier import POINTS, point_config  # noqa: E402
+from frontier_answer import EXTREMES, answer, answer_sentence, grid_points, pct, verdict  # noqa: E402
 
 from mimic_diffusers.evaluation import EvalConfig, merge_records, read_records, report_store, threat_key  # noqa: E402
-from mimic_diffusers.metrics import wilson_interval  # noqa: E402
 from mimic_diffusers.reports import atomic_write  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUDY, BUDGET_CHECK = "benchmarks/results/frontier", "benchmarks/results/frontier-2x"
 CONFIGS = {STUDY: "configs/mnist-frontier.yaml", BUDGET_CHECK: "configs/mnist-frontier-2x.yaml"}
-EXTREMES = ("mimic-gs4", "mimic-gs64")  # the guidance scales at both ends, rerun at twice the budgets
 RULES = {"vote": ("clean_vote", "worst_case_vote"), "first": ("clean", "worst_case")}
 
 
@@ -67,94 +68,21 @@ def rows(summaries: dict) -> list:
                         and set(t["attacks"]) == {a.get("label", a["name"]) for a in config.attacks})
             row = {"point": point, "method": point.split("-")[0], "options": POINTS[point], "eps": threat["eps"],
                    "complete": complete, "n": t["worst_case"]["n"] if t else 0, "votes": config.votes}
-            if complete:
-                row.update({rule: {"clean": s[clean], "robust": t[worst]} for rule, (clean, worst) in RULES.items()})
+            labels = [a.get("label", a["name"]) for a in config.attacks]
+            # a screen: every image through the cascade's first attacks only (frontier.py --attacks), whose
+            # robust accuracy bounds the worst case from above
+            screen = (not complete and t is not None and config.cascade and t["worst_case"]["n"] == config.num_samples
+                      and s["clean_vote"]["n"] == config.num_samples and 0 < len(t["attacks"])
+                      and list(t["attacks"]) == labels[: len(t["attacks"])])
+            if complete or screen:
+                measured = {rule: {"clean": s[clean], "robust": t[worst]} for rule, (clean, worst) in RULES.items()}
+                row.update(measured) if complete else row.update(screen={"attacks": list(t["attacks"]), **measured})
                 row["attacks"] = {k: {"first": a["accuracy"], "vote": a["vote"]["accuracy"] if a.get("vote") else None}
                                   for k, a in t["attacks"].items()}
                 row["attack_minutes"] = sum(a["seconds"] for a in t["attacks"].values()) / 60
                 row["attacked"] = attacked[threat_key(threat)]
             out.append(row)
     return out
-
-
-def answer(table: list, eps: float, rule: str = "vote") -> dict:
-    """MimicDiffusion points that beat every DiffPure point of equal or higher clean accuracy by more than
-    the intervals (their robust intervals do not overlap), at one eps under one scoring rule; and whether
-    the points still missing can change that (`decided`, with the DiffPure point that settles a "no")."""
-    done = [r for r in table if r["complete"] and r["eps"] == eps]
-    mimic = [r for r in done if r["method"] == "mimic"]
-    diffpure = [r for r in done if r["method"] == "diffpure"]
-    winners = []
-    for m in mimic:
-        rivals = [d for d in diffpure if d[rule]["clean"]["accuracy"] >= m[rule]["clean"]["accuracy"]]
-        if rivals and all(m[rule]["robust"]["ci95"][0] > d[rule]["robust"]["ci95"][1] for d in rivals):
-            winners.append(m["point"])
-    grid = sum(p in {r["point"] for r in done} for p in grid_points())
-    out = {"eps": eps, "rule": rule, "mimic_points": len(mimic), "diffpure_points": len(diffpure),
-           "grid_points": grid, "winners": winners, "decided": grid == len(grid_points()), "settled_by": None}
-    every_diffpure = {p for p in grid_points() if p.startswith("diffpure-")} <= {d["point"] for d in diffpure}
-    if every_diffpure and not out["decided"]:
-        if winners:
-            out["decided"] = True  # more points can add winners, not remove one
-        else:
-            # The best a missing MimicDiffusion point can do is every image clean and robust; its rivals are
-            # then the cleanest DiffPure points (any less clean point faces those too). If one of them reaches
-            # the lower end of a perfect score's interval, no missing point can beat it.
-            n = diffpure[0]["n"]
-            perfect = wilson_interval(n, n)[0]
-            top = max(d[rule]["clean"]["accuracy"] for d in diffpure)
-            blocking = [d for d in diffpure if d[rule]["clean"]["accuracy"] == top and d[rule]["robust"]["ci95"][1] >= perfect]
-            if blocking:
-                d = max(blocking, key=lambda d: d[rule]["robust"]["ci95"][1])
-                out.update(decided=True, settled_by={"point": d["point"], "robust": d[rule]["robust"], "n": n,
-                                                     "perfect": [perfect, 1.0]})
-    return out
-
-
-def grid_points() -> list:
-    """The points every eps needs before the study is complete: each guidance scale and each DiffPure t*."""
-    return [p for p in POINTS if p.startswith("diffpure-") or p.count("-") == 1]
-
-
-def verdict(a: dict) -> str:
-    """One eps's answer in words: who wins, or that nobody does (and, before the grid is complete, why the
-    missing points cannot change it)."""
-    if a["winners"]:
-        return (f"{', '.join(a['winners'])} beat every DiffPure point of equal or higher clean accuracy beyond the "
-                "95% intervals")
-    text = "no MimicDiffusion setting beats DiffPure beyond the 95% intervals"
-    if a["settled_by"]:
-        b = a["settled_by"]
-        text += (f", and the {len(grid_points()) - a['grid_points']} grid points still to measure cannot change that: "
-                 f"even all {b['n']} images robust gives the interval [{b['perfect'][0]:.1%}, 100.0%], which overlaps "
-                 f"{b['point']}'s {pct(b['robust'])}")
-    return text
-
-
-def answer_sentence(table: list, answers: list, checks: list = ()) -> str:
-    """The README's one-sentence answer to the study's question, with its numbers (vote of K), and whether the
-    budget check (`checks`) has shown the study's budgets to be enough: on both extreme MimicDiffusion points
-    and on every DiffPure point an answer rests on."""
-    needed = set(EXTREMES) | {a["settled_by"]["point"] for a in answers if a["settled_by"]}
-    flat = needed <= {c["point"] for c in checks} and all(c["flattened"] for c in checks)
-    budgets = ("the study's budgets (twice the iterations did not lower the worst case beyond its interval)" if flat
-               else "the study's budgets (their check at twice the iterations is not complete)")
-    parts = []
-    for a in answers:
-        done = [r for r in table if r["complete"] and r["eps"] == a["eps"]]
-        if not a["decided"]:
-            parts.append(f"at l_inf {a['eps']:g} not yet answered ({a['grid_points']} of the "
-                         f"{len(grid_points())} grid points measured)")
-            continue
-        best = {m: max((r for r in done if r["method"] == m), key=lambda r: r["vote"]["robust"]["accuracy"])
-                for m in ("mimic", "diffpure") if any(r["method"] == m for r in done)}
-        numbers = "; ".join(f"{r['point']} {pct(r['vote']['robust'])} at clean {r['vote']['clean']['accuracy']:.1%}"
-                            for r in best.values())
-        parts.append(f"at l_inf {a['eps']:g} and {budgets}, {verdict(a)} (the most robust of each"
-                     f"{' so far' if a['grid_points'] < len(grid_points()) else ''}: {numbers})")
-    text = "; ".join(parts) or "no point measured yet"
-    return ("Does any MimicDiffusion setting beat DiffPure at equal or higher clean accuracy under the strongest "
-            f"attacks (worst case per sample, vote of K, MNIST)? {text[0].upper() + text[1:]}.\n")
 
 
 def budget_check(study: dict, doubled: dict) -> list:
@@ -175,10 +103,6 @@ def budget_check(study: dict, doubled: dict) -> list:
     return out
 
 
-def pct(a: dict) -> str:
-    return f"{a['accuracy']:.1%} [{a['ci95'][0]:.1%}, {a['ci95'][1]:.1%}]"
-
-
 def budgets(config_path: str) -> str:
     """The study's protocol as one line: images, steps, votes and every attack with its budget."""
     c = EvalConfig.from_file(os.path.join(ROOT, config_path))
@@ -194,12 +118,14 @@ def markdown(table: list, answers: list, checks: list, protocol: str = "") -> st
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table:
         opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
-        if not r["complete"]:
+        if not r["complete"] and not r.get("screen"):
             lines.append(f"| {r['point']} | {opts} | {r['eps']:g} | {r['n']} | incomplete | | | | | | |")
             continue
+        m, bound = (r, "**{}**") if r["complete"] else (r["screen"], "at most {} (screen: " + ", ".join(r["screen"]["attacks"]) + " only)")
         per = "; ".join(f"{k} {a['first']:.0%} / {a['vote']:.0%}" for k, a in r["attacks"].items())
-        lines.append(f"| {r['point']} | {opts} | {r['eps']:g} | {r['n']} | {pct(r['vote']['clean'])} | "
-                     f"**{pct(r['vote']['robust'])}** | {pct(r['first']['clean'])} | {pct(r['first']['robust'])} | "
+        lines.append(f"| {r['point']} | {opts} | {r['eps']:g} | {r['n']} | {pct(m['vote']['clean'])} | "
+                     f"{bound.format(pct(m['vote']['robust']))} | {pct(m['first']['clean'])} | "
+                     f"{bound.format(pct(m['first']['robust'])).replace('**', '')} | "
                      f"{per} | {r['attacked'][0]} / {r['attacked'][1]} | {r['attack_minutes']:.0f} |")
     lines += ["", "Budget check (worst case under the vote and the first purification, at the study's budgets vs "
               "twice the iterations, "

@@ -72,9 +72,11 @@ def test_unknown_preset_and_call_arguments():
 @pytest.mark.parametrize("flag,value,message", [
     ("--eps", "0.7", "--eps [0.7]: not among the config's threat eps [0.3]"),
     ("--batch-size", "0", "batch_size must be an integer >= 1, got 0"),
+    ("--attacks", "nope", "--attacks ['nope']: not among the config's attack labels ['bpda-eot', 'exact-pgd-eot', 'square']"),
 ])
 def test_evaluate_overrides_are_checked_before_work(tmp_path, capsys, flag, value, message):
-    """`evaluate --eps` runs a subset of the config's threats and `--batch-size` overrides the config's;
+    """`evaluate --eps` and `--attacks` run a subset of the config's threats and attacks, `--batch-size`
+    overrides the config's;
     a bad value is a clear error before any work starts (no output folder is created)."""
     import os
 

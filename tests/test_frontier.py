@@ -10,6 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import frontier  # noqa: E402
+import frontier_answer  # noqa: E402
 import frontier_report  # noqa: E402
 
 
@@ -38,11 +39,11 @@ def row(point, clean, robust, n=64):
 def test_answer_needs_intervals_apart_and_only_counts_diffpure_points_as_clean_or_cleaner():
     table = [row("mimic-gs4", 60, 40), row("diffpure-t0.1", 63, 10), row("diffpure-t0.4", 40, 50)]
     # diffpure-t0.4 is less clean than mimic-gs4, so only diffpure-t0.1 is a rival, and it is far below
-    assert frontier_report.answer(table, 0.2)["winners"] == ["mimic-gs4"]
+    assert frontier_answer.answer(table, 0.2)["winners"] == ["mimic-gs4"]
     table[1] = row("diffpure-t0.1", 63, 33)  # 40/64 vs 33/64: intervals overlap -> no claim
-    assert frontier_report.answer(table, 0.2)["winners"] == []
+    assert frontier_answer.answer(table, 0.2)["winners"] == []
     table[1] = row("diffpure-t0.1", 50, 5)  # less clean than mimic-gs4: no rival left -> no claim
-    assert frontier_report.answer(table, 0.2)["winners"] == []
+    assert frontier_answer.answer(table, 0.2)["winners"] == []
 
 
 def test_tiny_study_runs_and_reports(tmp_path):
@@ -63,10 +64,19 @@ def test_tiny_study_runs_and_reports(tmp_path):
     # attack runs made, of attacks x samples (the config is a cascade: fewer where the clean pass or an attack won)
     for r in (r for r in table if r["complete"]):
         assert r["attacked"][1] == 4 and 0 <= r["attacked"][0] <= 4
-    text = frontier_report.markdown(table, [frontier_report.answer(table, 0.3)], [])
+    text = frontier_report.markdown(table, [frontier_answer.answer(table, 0.3)], [])
     assert "| mimic-gs4 | guidance_scale=4.0 | 0.3 | 2 |" in text and "incomplete" in text
     assert all(f"| {r['attacked'][0]} / 4 |" in text for r in table if r["complete"])
     assert frontier_report.plot(table)[:4] == b"\x89PNG"
+    # a screen: the cascade's first attack only, on every image; listed with its upper bound, not as complete
+    subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "frontier.py"), "--config", str(path), "--points",
+                    "mimic-gs4", "--eps", "0.2", "--attacks", "feedback-cut-pgd-eot", "--output-dir", str(tmp_path / "study")],
+                   check=True, capture_output=True, timeout=600, cwd=ROOT, env=env)
+    table = frontier_report.rows(frontier_report.point_summaries(str(tmp_path / "study"), str(path)))
+    screened = [r for r in table if r.get("screen")]
+    assert [(r["point"], r["eps"], r["complete"]) for r in screened] == [("mimic-gs4", 0.2, False)]
+    assert screened[0]["screen"]["attacks"] == ["feedback-cut-pgd-eot"] and screened[0]["attacked"][1] == 2
+    assert "at most" in frontier_report.markdown(table, [], []) and "(screen: feedback-cut-pgd-eot only)" in frontier_report.markdown(table, [], [])
 
 
 def test_committed_frontier_report_regenerates_byte_identically():
@@ -79,36 +89,36 @@ def test_committed_frontier_report_regenerates_byte_identically():
 
 
 def test_readme_sentence_answers_on_the_full_grid_or_when_no_missing_point_can_change_it():
-    grid = frontier_report.grid_points()
+    grid = frontier_answer.grid_points()
     assert len(grid) == 9 and "mimic-gs16" in grid and "mimic-gs16-wide" not in grid
     table = [row(p, 64, 40 if p == "mimic-gs8" else 20) for p in grid]
-    answers = [frontier_report.answer(table, 0.2)]
-    text = frontier_report.answer_sentence(table, answers)
+    answers = [frontier_answer.answer(table, 0.2)]
+    text = frontier_answer.answer_sentence(table, answers)
     assert "mimic-gs8 beat every DiffPure point" in text and "mimic-gs8 62.5% [" in text
     assert "diffpure-t0.1 31.2% [" in text  # the most robust DiffPure point (the first of equals)
     assert "check at twice the iterations is not complete" in text
-    checks = [{"point": p, "flattened": True} for p in frontier_report.EXTREMES]
-    assert "did not lower the worst case" in frontier_report.answer_sentence(table, answers, checks)
-    assert "not complete" in frontier_report.answer_sentence(table, answers, checks[:1])
+    checks = [{"point": p, "flattened": True} for p in frontier_answer.EXTREMES]
+    assert "did not lower the worst case" in frontier_answer.answer_sentence(table, answers, checks)
+    assert "not complete" in frontier_answer.answer_sentence(table, answers, checks[:1])
     table[1] = row("mimic-gs8", 64, 22)  # within the intervals now
-    text = frontier_report.answer_sentence(table, [frontier_report.answer(table, 0.2)])
+    text = frontier_answer.answer_sentence(table, [frontier_answer.answer(table, 0.2)])
     assert "no MimicDiffusion setting beats DiffPure beyond the 95% intervals" in text
     # a MimicDiffusion point missing: undecided while a perfect score could still win ...
     partial = table[1:]
-    assert not frontier_report.answer(partial, 0.2)["decided"]
-    assert "not yet answered (8 of the 9" in frontier_report.answer_sentence(partial, [frontier_report.answer(partial, 0.2)])
+    assert not frontier_answer.answer(partial, 0.2)["decided"]
+    assert "not yet answered (8 of the 9" in frontier_answer.answer_sentence(partial, [frontier_answer.answer(partial, 0.2)])
     # ... decided once a DiffPure point as clean as any reaches the lower end of 64/64's interval (94.3%)
     partial[-1] = row("diffpure-t0.4", 64, 58)  # 90.6% [81.0%, 95.6%]
-    a = frontier_report.answer(partial, 0.2)
-    assert a["decided"] and a["settled_by"]["point"] == "diffpure-t0.4"
-    assert "cannot change that" in frontier_report.answer_sentence(partial, [a])
+    a = frontier_answer.answer(partial, 0.2)
+    assert a["decided"] and a["settled_by"]["unmeasured"]["by"]["point"] == "diffpure-t0.4"
+    assert "cannot change that" in frontier_answer.answer_sentence(partial, [a])
     # the check must cover the DiffPure point the answer rests on
-    assert "not complete" in frontier_report.answer_sentence(partial, [a], checks)
+    assert "not complete" in frontier_answer.answer_sentence(partial, [a], checks)
     both = checks + [{"point": "diffpure-t0.4", "flattened": True}]
-    assert "did not lower" in frontier_report.answer_sentence(partial, [a], both)
-    assert "not complete" in frontier_report.answer_sentence(partial, [a], both[:2] + [{**both[2], "flattened": False}])
+    assert "did not lower" in frontier_answer.answer_sentence(partial, [a], both)
+    assert "not complete" in frontier_answer.answer_sentence(partial, [a], both[:2] + [{**both[2], "flattened": False}])
     partial[-1] = row("diffpure-t0.4", 63, 63)  # the most robust DiffPure point is less clean: no bound
-    assert not frontier_report.answer(partial, 0.2)["decided"]
+    assert not frontier_answer.answer(partial, 0.2)["decided"]
 
 
 def test_budget_check_lines_show_both_rules():
@@ -120,3 +130,35 @@ def test_budget_check_lines_show_both_rules():
     text = frontier_report.markdown([], [], [check])
     assert "- mimic-gs4, eps 0.2: vote 76.6% [" in text and "; first 64.1% [" in text and "vs 46.9% [" in text
     assert "NOT flattened: raise the budgets" in text
+
+
+def screened(point, clean, robust):
+    """A hand-built screen row: the clean pass and the cascade's first attack on every image."""
+    r = row(point, clean, robust)
+    return {**r, "complete": False, "screen": {"attacks": ["feedback-cut-pgd-eot"], "vote": r.pop("vote")}}
+
+
+def test_screens_bound_the_worst_case_and_can_settle_the_answer():
+    grid = frontier_answer.grid_points()
+    diffpure = [row(p, 64, 34) for p in grid if p.startswith("diffpure-")]  # 53.1% [41.1%, 64.8%]
+    table = diffpure + [screened(p, 64, 30) for p in grid if p.startswith("mimic-")]  # at most 46.9% [35.2%, 59.0%]
+    a = frontier_answer.answer(table, 0.2)
+    assert a["decided"] and not a["winners"] and [c["point"] for c in a["settled_by"]["screened"]] == grid[:5]
+    text = frontier_answer.answer_sentence(table, [a])
+    assert "the 5 grid points still to complete cannot change that" in text
+    assert "screened with feedback-cut-pgd-eot only" in text and "at most 46.9% [" in text and "diffpure-t0.1's 53.1% [" in text
+    # the budget check must then cover the DiffPure point that stops the screens
+    checks = [{"point": p, "flattened": True} for p in frontier_answer.EXTREMES]
+    assert "not complete" in frontier_answer.answer_sentence(table, [a], checks)
+    assert "did not lower" in frontier_answer.answer_sentence(table, [a], checks + [{"point": "diffpure-t0.1", "flattened": True}])
+    # a screen whose bound still clears every DiffPure interval: the later attacks decide, so undecided
+    table[-1] = screened("mimic-gs64", 64, 60)  # at most 93.8% [85.0%, 97.5%]
+    assert not frontier_answer.answer(table, 0.2)["decided"]
+    # a screen less clean than every DiffPure point has rivals in all of them; one cleaner has none (no claim)
+    table[-1] = screened("mimic-gs64", 40, 30)
+    assert frontier_answer.answer(table, 0.2)["decided"]
+    # an unmeasured point next to the screens: settled only if a perfect score could not win either
+    table.pop()
+    a = frontier_answer.answer(table, 0.2)
+    assert not a["decided"]  # 64/64 gives [94.3%, 100%], above 64.8%
+    assert "not yet answered (4 of the 9" in frontier_answer.answer_sentence(table, [a])

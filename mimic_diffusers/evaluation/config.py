@@ -79,6 +79,19 @@ class EvalConfig:
         self.threats = [t for t in self.threats if any(math.isclose(t["eps"], e) for e in eps_values)]
         return self
 
+    def select_attacks(self, labels) -> "EvalConfig":
+        """Keep only the attacks with these labels; an unknown label is an error, and so is a selection that
+        skips an attack of a cascade (each attack there needs the results of the ones above it)."""
+        order = [attack_label(a) for a in self.attacks]
+        unknown = [label for label in labels if label not in order]
+        if unknown:
+            raise ValueError(f"--attacks {unknown}: not among the config's attack labels {order}")
+        if self.cascade and sorted(order.index(label) for label in labels) != list(range(len(set(labels)))):
+            raise ValueError(f"--attacks {list(labels)}: a cascade runs its attacks in order, so choose its first "
+                             f"ones (a prefix of {order}); a later run without --attacks adds the rest")
+        self.attacks = [a for a in self.attacks if attack_label(a) in labels]
+        return self
+
     @property
     def num_batches(self) -> int:
         return -(-self.num_samples // self.batch_size)

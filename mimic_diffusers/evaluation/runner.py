@@ -75,7 +75,7 @@ def score_votes(votes: List[List[int]], labels: List[int]) -> dict:
             "all_correct": [all(v[i] == t for v in votes) for i, t in enumerate(labels)]}
 
 
-def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None) -> dict:
+def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None, run_attacks=None) -> dict:
     """Run (or resume) every unit not yet in the store, then write the reports.
 
     Args:
@@ -83,6 +83,8 @@ def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None) -> dict:
         accelerator (`accelerate.Accelerator`, *optional*): one per process when data parallel.
         run_eps (`list[float]`, *optional*): run only these threats (the CLI's `--eps`); the reports still
             cover every threat of the config found in the store.
+        run_attacks (`list[str]`, *optional*): run only the attacks with these labels (the CLI's `--attacks`;
+            in a cascade, its first ones): a screen whose reports flag the attacks still missing.
     Returns:
         `dict`: the summary (also written as summary.json next to results.md).
     Example:
@@ -94,7 +96,9 @@ def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None) -> dict:
 
     from ..data import load_image_dataset, to_tensors
 
-    run_config = dataclasses.replace(config, threats=list(config.threats)).select_eps(run_eps) if run_eps else config
+    run_config = dataclasses.replace(config, threats=list(config.threats), attacks=list(config.attacks))
+    run_config = run_config.select_eps(run_eps) if run_eps else run_config
+    run_config = run_config.select_attacks(run_attacks) if run_attacks else run_config
     accelerator = accelerator or Accelerator()
     os.makedirs(config.output_dir, exist_ok=True)
     os.makedirs(config.report_dir or config.output_dir, exist_ok=True)

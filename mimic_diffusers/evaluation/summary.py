@@ -74,6 +74,10 @@ def summarize(records: List[dict], config: EvalConfig) -> dict:
                 result[field] = accuracy(worst_case(per_rule[rule]))
         result["cascade"] = cascade
         result["warnings"] = [f"{key}: {w}" for w in masking_warnings(result["attacks"], cumulative=cascade)]
+        missing = [label for label in names if label not in result["attacks"]]
+        if missing:  # a screen (`--attacks`) or a run still going: its worst case is only an upper bound
+            result["warnings"].append(f"{key}: no results of {', '.join(missing)} on every batch; the worst case "
+                                      "covers only the attacks above, so it is an upper bound")
         out["threats"][key] = result
     return out
 

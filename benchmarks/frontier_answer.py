@@ -1,0 +1,140 @@
+"""The frontier study's answer, from the report's table (`frontier_report.rows`): which MimicDiffusion points
+beat DiffPure beyond the intervals, whether the points still missing can change that, and the README's
+one-sentence answer. "Beats" means the MimicDiffusion point's 95% interval lies wholly above that of every
+DiffPure point of equal or higher clean accuracy.
+"""
+from frontier import POINTS
+
+from mimic_diffusers.metrics import wilson_interval
+
+EXTREMES = ("mimic-gs4", "mimic-gs64")  # the guidance scales at both ends, rerun at twice the budgets
+
+
+def grid_points() -> list:
+    """The points every eps needs before the study is complete: each guidance scale and each DiffPure t*."""
+    return [p for p in POINTS if p.startswith("diffpure-") or p.count("-") == 1]
+
+
+def pct(a: dict) -> str:
+    return f"{a['accuracy']:.1%} [{a['ci95'][0]:.1%}, {a['ci95'][1]:.1%}]"
+
+
+def answer(table: list, eps: float, rule: str = "vote") -> dict:
+    """MimicDiffusion points that beat every DiffPure point of equal or higher clean accuracy by more than
+    the intervals (their robust intervals do not overlap), at one eps under one scoring rule; and whether
+    the points still missing can change that (`decided`, with what settles a "no" in `settled_by`)."""
+    done = [r for r in table if r["complete"] and r["eps"] == eps]
+    mimic = [r for r in done if r["method"] == "mimic"]
+    diffpure = [r for r in done if r["method"] == "diffpure"]
+    winners = [m["point"] for m in mimic if beats(m[rule]["clean"]["accuracy"], m[rule]["robust"]["ci95"][0], diffpure, rule)]
+    grid = sum(p in {r["point"] for r in done} for p in grid_points())
+    out = {"eps": eps, "rule": rule, "mimic_points": len(mimic), "diffpure_points": len(diffpure),
+           "grid_points": grid, "winners": winners, "decided": grid == len(grid_points()), "settled_by": None}
+    every_diffpure = {p for p in grid_points() if p.startswith("diffpure-")} <= {d["point"] for d in diffpure}
+    if every_diffpure and not out["decided"]:
+        if winners:
+            out["decided"] = True  # more points can add winners, not remove one
+        else:
+            settled = cannot_win([p for p in grid_points() if p.startswith("mimic-") and p not in {m["point"] for m in mimic}],
+                                 {r["point"]: r for r in table if r["eps"] == eps and r.get("screen")}, diffpure, rule)
+            out.update(decided=settled is not None, settled_by=settled)
+    return out
+
+
+def beats(clean: float, lower: float, diffpure: list, rule: str) -> bool:
+    """A point of this clean accuracy and lower end of its robust interval beats DiffPure: there is a DiffPure
+    point of equal or higher clean accuracy, and its interval lies below `lower` for all of them."""
+    rivals = [d for d in diffpure if d[rule]["clean"]["accuracy"] >= clean]
+    return bool(rivals) and all(lower > d[rule]["robust"]["ci95"][1] for d in rivals)
+
+
+def cannot_win(missing: list, screens: dict, diffpure: list, rule: str):
+    """Why no MimicDiffusion point in `missing` can beat DiffPure once measured, or None when one still can.
+    A screened point (only the cascade's first attacks run) has its clean accuracy, and its robust accuracy
+    after those attacks bounds the worst case from above (later attacks only remove samples), so its best
+    interval is the one it has now. An unmeasured point's best is every image clean and robust: its rivals
+    are then the cleanest DiffPure points (any less clean point faces those too)."""
+    out = {"screened": [], "unmeasured": None}
+    for point in missing:
+        if point in screens:
+            s = screens[point]["screen"]
+            clean, robust = s[rule]["clean"]["accuracy"], s[rule]["robust"]
+            if beats(clean, robust["ci95"][0], diffpure, rule):
+                return None
+            rivals = [d for d in diffpure if d[rule]["clean"]["accuracy"] >= clean]
+            by = max(rivals, key=lambda d: d[rule]["robust"]["ci95"][1]) if rivals else None
+            out["screened"].append({"point": point, "attacks": s["attacks"], "robust": robust,
+                                    "by": by and {"point": by["point"], "robust": by[rule]["robust"]}})
+            continue
+        n = diffpure[0]["n"]
+        perfect = wilson_interval(n, n)[0]
+        if beats(max(d[rule]["clean"]["accuracy"] for d in diffpure), perfect, diffpure, rule):
+            return None
+        top = max(d[rule]["clean"]["accuracy"] for d in diffpure)
+        by = max((d for d in diffpure if d[rule]["clean"]["accuracy"] == top), key=lambda d: d[rule]["robust"]["ci95"][1])
+        out["unmeasured"] = {"points": (out["unmeasured"] or {}).get("points", []) + [point], "n": n,
+                             "perfect": [perfect, 1.0], "by": {"point": by["point"], "robust": by[rule]["robust"]}}
+    return out
+
+
+def resting_on(a: dict) -> set:
+    """The DiffPure points a settled answer rests on (their budgets must be checked too)."""
+    s = a["settled_by"] or {}
+    return ({s["unmeasured"]["by"]["point"]} if s.get("unmeasured") else set()) | {
+        c["by"]["point"] for c in s.get("screened", []) if c["by"]}
+
+
+def verdict(a: dict) -> str:
+    """One eps's answer in words: who wins, or that nobody does (and, before the grid is complete, why the
+    missing points cannot change it)."""
+    if a["winners"]:
+        return (f"{', '.join(a['winners'])} beat every DiffPure point of equal or higher clean accuracy beyond the "
+                "95% intervals")
+    text = "no MimicDiffusion setting beats DiffPure beyond the 95% intervals"
+    s = a["settled_by"]
+    if not s:
+        return text
+    reasons = []
+    if s["screened"]:
+        rivalled = [c for c in s["screened"] if c["by"]]
+        names = ", ".join(c["point"] for c in rivalled)
+        attacks = " and ".join(dict.fromkeys(a for c in rivalled for a in c["attacks"]))
+        if rivalled:  # the best of them against the DiffPure point that stops it
+            best = max(rivalled, key=lambda c: c["robust"]["ci95"][0])
+            reasons.append(f"{names} (screened with {attacks} only, which bounds the worst case from above) reach at "
+                           f"most {pct(best['robust'])}, not above {best['by']['point']}'s {pct(best['by']['robust'])}")
+        if len(rivalled) < len(s["screened"]):
+            reasons.append(", ".join(c["point"] for c in s["screened"] if not c["by"])
+                           + " are cleaner than every DiffPure point, so none is a rival")
+    if s["unmeasured"]:
+        u = s["unmeasured"]
+        reasons.append(f"for the {len(u['points'])} unmeasured, even all {u['n']} images robust gives the interval "
+                       f"[{u['perfect'][0]:.1%}, 100.0%], which overlaps {u['by']['point']}'s {pct(u['by']['robust'])}")
+    missing = len(s["screened"]) + len(s["unmeasured"]["points"] if s["unmeasured"] else [])
+    return f"{text}, and the {missing} grid points still to complete cannot change that: " + "; ".join(reasons)
+
+
+def answer_sentence(table: list, answers: list, checks: list = ()) -> str:
+    """The README's one-sentence answer to the study's question, with its numbers (vote of K), and whether the
+    budget check (`checks`) has shown the study's budgets to be enough: on both extreme MimicDiffusion points
+    and on every DiffPure point an answer rests on."""
+    needed = set(EXTREMES) | {p for a in answers for p in resting_on(a)}
+    flat = needed <= {c["point"] for c in checks} and all(c["flattened"] for c in checks)
+    budgets = ("the study's budgets (twice the iterations did not lower the worst case beyond its interval)" if flat
+               else "the study's budgets (their check at twice the iterations is not complete)")
+    parts = []
+    for a in answers:
+        done = [r for r in table if r["complete"] and r["eps"] == a["eps"]]
+        if not a["decided"]:
+            parts.append(f"at l_inf {a['eps']:g} not yet answered ({a['grid_points']} of the "
+                         f"{len(grid_points())} grid points measured)")
+            continue
+        best = {m: max((r for r in done if r["method"] == m), key=lambda r: r["vote"]["robust"]["accuracy"])
+                for m in ("mimic", "diffpure") if any(r["method"] == m for r in done)}
+        numbers = "; ".join(f"{r['point']} {pct(r['vote']['robust'])} at clean {r['vote']['clean']['accuracy']:.1%}"
+                            for r in best.values())
+        parts.append(f"at l_inf {a['eps']:g} and {budgets}, {verdict(a)} (the most robust of each"
+                     f"{' so far' if a['grid_points'] < len(grid_points()) else ''}: {numbers})")
+    text = "; ".join(parts) or "no point measured yet"
+    return ("Does any MimicDiffusion setting beat DiffPure at equal or higher clean accuracy under the strongest "
+            f"attacks (worst case per sample, vote of K, MNIST)? {text[0].upper() + text[1:]}.\n")
