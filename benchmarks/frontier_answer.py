@@ -118,12 +118,16 @@ def answer_sentence(table: list, answers: list, checks: list = ()) -> str:
     """The README's one-sentence answer to the study's question, with its numbers (vote of K), and whether the
     budget check (`checks`) has shown the study's budgets to be enough: on both extreme MimicDiffusion points
     and on every DiffPure point an answer rests on."""
-    needed = set(EXTREMES) | {p for a in answers for p in resting_on(a)}
-    flat = needed <= {c["point"] for c in checks} and all(c["flattened"] for c in checks)
-    budgets = ("the study's budgets (twice the iterations did not lower the worst case beyond its interval)" if flat
-               else "the study's budgets (their check at twice the iterations is not complete)")
     parts = []
     for a in answers:
+        # both extremes checked (at some eps), and each DiffPure point this eps's answer rests on, at this eps
+        flat = (set(EXTREMES) <= {c["point"] for c in checks}
+                and {(p, a["eps"]) for p in resting_on(a)} <= {(c["point"], c["eps"]) for c in checks})
+        lowered = [f"{c['point']} at {c['eps']:g}" for c in checks if not c["flattened"]]
+        budgets = ("the study's budgets" + (f", which twice the iterations still lowered beyond the interval "
+                                             f"({', '.join(lowered)}: the budgets must rise)" if lowered else
+                                             " (twice the iterations did not lower the worst case beyond its interval)"
+                                             if flat else " (their check at twice the iterations is not complete)"))
         done = [r for r in table if r["complete"] and r["eps"] == a["eps"]]
         if not a["decided"]:
             parts.append(f"at l_inf {a['eps']:g} not yet answered ({a['grid_points']} of the "
@@ -137,4 +141,15 @@ def answer_sentence(table: list, answers: list, checks: list = ()) -> str:
                      f"{' so far' if a['grid_points'] < len(grid_points()) else ''}: {numbers})")
     text = "; ".join(parts) or "no point measured yet"
     return ("Does any MimicDiffusion setting beat DiffPure at equal or higher clean accuracy under the strongest "
-            f"attacks (worst case per sample, vote of K, MNIST)? {text[0].upper() + text[1:]}.\n")
+            f"attacks (worst case per sample, vote of K, MNIST)? {text[0].upper() + text[1:]}.{recommendation(answers)}\n")
+
+
+def recommendation(answers: list) -> str:
+    """What the library does with the answer (the issue's rule): a winner becomes a named preset; with none at
+    any eps, the default stays. Said only once every eps is answered."""
+    if not answers or not all(a["decided"] for a in answers):
+        return ""
+    winners = sorted({w for a in answers for w in a["winners"]})
+    if winners:
+        return f" Candidates for a named robust preset: {', '.join(winners)}."
+    return " So the library ships no frontier preset and keeps its default."

@@ -95,18 +95,21 @@ def test_readme_sentence_answers_on_the_full_grid_or_when_no_missing_point_can_c
     answers = [frontier_answer.answer(table, 0.2)]
     text = frontier_answer.answer_sentence(table, answers)
     assert "mimic-gs8 beat every DiffPure point" in text and "mimic-gs8 62.5% [" in text
+    assert text.endswith("Candidates for a named robust preset: mimic-gs8.\n")
     assert "diffpure-t0.1 31.2% [" in text  # the most robust DiffPure point (the first of equals)
     assert "check at twice the iterations is not complete" in text
-    checks = [{"point": p, "flattened": True} for p in frontier_answer.EXTREMES]
+    checks = [{"point": p, "eps": 0.2, "flattened": True} for p in frontier_answer.EXTREMES]
     assert "did not lower the worst case" in frontier_answer.answer_sentence(table, answers, checks)
     assert "not complete" in frontier_answer.answer_sentence(table, answers, checks[:1])
     table[1] = row("mimic-gs8", 64, 22)  # within the intervals now
     text = frontier_answer.answer_sentence(table, [frontier_answer.answer(table, 0.2)])
     assert "no MimicDiffusion setting beats DiffPure beyond the 95% intervals" in text
+    assert text.endswith("So the library ships no frontier preset and keeps its default.\n")
     # a MimicDiffusion point missing: undecided while a perfect score could still win ...
     partial = table[1:]
     assert not frontier_answer.answer(partial, 0.2)["decided"]
-    assert "not yet answered (8 of the 9" in frontier_answer.answer_sentence(partial, [frontier_answer.answer(partial, 0.2)])
+    text = frontier_answer.answer_sentence(partial, [frontier_answer.answer(partial, 0.2)])
+    assert "not yet answered (8 of the 9" in text and "preset" not in text
     # ... decided once a DiffPure point as clean as any reaches the lower end of 64/64's interval (94.3%)
     partial[-1] = row("diffpure-t0.4", 64, 58)  # 90.6% [81.0%, 95.6%]
     a = frontier_answer.answer(partial, 0.2)
@@ -114,9 +117,11 @@ def test_readme_sentence_answers_on_the_full_grid_or_when_no_missing_point_can_c
     assert "cannot change that" in frontier_answer.answer_sentence(partial, [a])
     # the check must cover the DiffPure point the answer rests on
     assert "not complete" in frontier_answer.answer_sentence(partial, [a], checks)
-    both = checks + [{"point": "diffpure-t0.4", "flattened": True}]
+    both = checks + [{"point": "diffpure-t0.4", "eps": 0.2, "flattened": True}]
+    assert "not complete" in frontier_answer.answer_sentence(partial, [a], checks + [{**both[2], "eps": 0.3}])
     assert "did not lower" in frontier_answer.answer_sentence(partial, [a], both)
-    assert "not complete" in frontier_answer.answer_sentence(partial, [a], both[:2] + [{**both[2], "flattened": False}])
+    text = frontier_answer.answer_sentence(partial, [a], both[:2] + [{**both[2], "flattened": False}])
+    assert "still lowered beyond the interval (diffpure-t0.4 at 0.2: the budgets must rise)" in text
     partial[-1] = row("diffpure-t0.4", 63, 63)  # the most robust DiffPure point is less clean: no bound
     assert not frontier_answer.answer(partial, 0.2)["decided"]
 
@@ -148,9 +153,9 @@ def test_screens_bound_the_worst_case_and_can_settle_the_answer():
     assert "the 5 grid points still to complete cannot change that" in text
     assert "screened with feedback-cut-pgd-eot only" in text and "at most 46.9% [" in text and "diffpure-t0.1's 53.1% [" in text
     # the budget check must then cover the DiffPure point that stops the screens
-    checks = [{"point": p, "flattened": True} for p in frontier_answer.EXTREMES]
+    checks = [{"point": p, "eps": 0.2, "flattened": True} for p in frontier_answer.EXTREMES]
     assert "not complete" in frontier_answer.answer_sentence(table, [a], checks)
-    assert "did not lower" in frontier_answer.answer_sentence(table, [a], checks + [{"point": "diffpure-t0.1", "flattened": True}])
+    assert "did not lower" in frontier_answer.answer_sentence(table, [a], checks + [{"point": "diffpure-t0.1", "eps": 0.2, "flattened": True}])
     # a screen whose bound still clears every DiffPure interval: the later attacks decide, so undecided
     table[-1] = screened("mimic-gs64", 64, 60)  # at most 93.8% [85.0%, 97.5%]
     assert not frontier_answer.answer(table, 0.2)["decided"]
