@@ -155,7 +155,7 @@ def plot(table: list) -> bytes:
     eps_values = sorted({r["eps"] for r in table})
     fig, axes = plt.subplots(1, max(1, len(eps_values)), figsize=(6 * max(1, len(eps_values)), 4.5), squeeze=False)
     for ax, eps in zip(axes[0], eps_values):
-        for method, style in (("mimic", "o-"), ("diffpure", "s--")):
+        for method, style, color in (("mimic", "o-", "tab:blue"), ("diffpure", "s--", "tab:orange")):
             pts = [r for r in table if r["complete"] and r["eps"] == eps and r["method"] == method]
             if not pts:
                 continue
@@ -165,14 +165,24 @@ def plot(table: list) -> bytes:
                     [r["vote"]["robust"]["ci95"][1] - x for x, r in zip(xs, pts)]]
             yerr = [[y - r["vote"]["clean"]["ci95"][0] for y, r in zip(ys, pts)],
                     [r["vote"]["clean"]["ci95"][1] - y for y, r in zip(ys, pts)]]
-            ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt=style, capsize=3,
+            ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt=style, color=color, capsize=3,
                         label="MimicDiffusion" if method == "mimic" else "DiffPure")
             for x, y, r in zip(xs, ys, pts):
                 ax.annotate(r["point"].split("-", 1)[1], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        # screens: only an upper bound on the worst case, so a hollow marker with an arrow to the left
+        for r in (r for r in table if r.get("screen") and r["eps"] == eps):
+            x, y = r["screen"]["vote"]["robust"]["accuracy"], r["screen"]["vote"]["clean"]["accuracy"]
+            ax.plot([x], [y], "o", mfc="none", color="gray")
+            ax.annotate("", (max(x - 0.08, 0), y), (x, y), arrowprops=dict(arrowstyle="->", color="gray"))
+            ax.annotate(r["point"].split("-", 1)[1] + " (screen)", (x, y), textcoords="offset points", xytext=(4, -10),
+                        fontsize=7, color="gray")
         ax.set_xlabel(f"worst-case robust accuracy, l_inf eps {eps:g} (vote of K)")
         ax.set_ylabel("clean accuracy (vote of K)")
         ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.05)
+        # clean accuracies sit near the top: show the range the points' intervals need, not 0..1
+        lows = [m["vote"]["clean"]["ci95"][0] for r in table if r["eps"] == eps
+                for m in ([r] if r["complete"] else [r["screen"]] if r.get("screen") else [])]
+        ax.set_ylim(max(0.0, min(lows, default=0.0) - 0.05), 1.02)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="lower left")

@@ -77,6 +77,7 @@ def test_tiny_study_runs_and_reports(tmp_path):
     assert [(r["point"], r["eps"], r["complete"]) for r in screened] == [("mimic-gs4", 0.2, False)]
     assert screened[0]["screen"]["attacks"] == ["feedback-cut-pgd-eot"] and screened[0]["attacked"][1] == 2
     assert "at most" in frontier_report.markdown(table, [], []) and "(screen: feedback-cut-pgd-eot only)" in frontier_report.markdown(table, [], [])
+    assert frontier_report.plot(table)[:4] == b"\x89PNG"
 
 
 def test_committed_frontier_report_regenerates_byte_identically():
