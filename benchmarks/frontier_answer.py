@@ -84,6 +84,14 @@ def resting_on(a: dict) -> set:
         c["by"]["point"] for c in s.get("screened", []) if c["by"]}
 
 
+def missing_checks(a: dict, checks: list) -> list:
+    """The budget checks one eps's answer still needs: both extreme MimicDiffusion points (at some eps) and
+    each DiffPure point the answer rests on, at this eps."""
+    done = {(c["point"], c["eps"]) for c in checks}
+    return ([p for p in EXTREMES if p not in {point for point, _ in done}]
+            + [f"{p} at {a['eps']:g}" for p in sorted(resting_on(a)) if (p, a["eps"]) not in done])
+
+
 def verdict(a: dict) -> str:
     """One eps's answer in words: who wins, or that nobody does (and, before the grid is complete, why the
     missing points cannot change it)."""
@@ -120,9 +128,7 @@ def answer_sentence(table: list, answers: list, checks: list = ()) -> str:
     and on every DiffPure point an answer rests on."""
     parts = []
     for a in answers:
-        # both extremes checked (at some eps), and each DiffPure point this eps's answer rests on, at this eps
-        flat = (set(EXTREMES) <= {c["point"] for c in checks}
-                and {(p, a["eps"]) for p in resting_on(a)} <= {(c["point"], c["eps"]) for c in checks})
+        flat = not missing_checks(a, checks)
         lowered = [f"{c['point']} at {c['eps']:g}" for c in checks if not c["flattened"]]
         budgets = ("the study's budgets" + (f", which twice the iterations still lowered beyond the interval "
                                              f"({', '.join(lowered)}: the budgets must rise)" if lowered else

@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from frontier import POINTS, point_config  # noqa: E402
-from frontier_answer import EXTREMES, answer, answer_sentence, grid_points, pct, verdict  # noqa: E402
+from frontier_answer import answer, answer_sentence, grid_points, missing_checks, pct, verdict  # noqa: E402
 
 from mimic_diffusers.evaluation import EvalConfig, merge_records, read_records, report_store, threat_key  # noqa: E402
 from mimic_diffusers.reports import atomic_write  # noqa: E402
@@ -134,6 +134,8 @@ def markdown(table: list, answers: list, checks: list, protocol: str = "") -> st
                                                            for rule in RULES) + ": "
               + ("flattened (within the interval)" if c["flattened"] else "NOT flattened: raise the budgets")
               for c in checks] or ["- no point has both budgets stored yet"]
+    missing = list(dict.fromkeys(m for a in answers for m in missing_checks(a, checks)))
+    lines += [f"- still to check: {', '.join(missing)}"] if missing else []
     lines += ["", "Answer (vote of K):", ""]
     for a in answers:
         if not a["decided"]:

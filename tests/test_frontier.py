@@ -156,6 +156,9 @@ def test_screens_bound_the_worst_case_and_can_settle_the_answer():
     # the budget check must then cover the DiffPure point that stops the screens
     checks = [{"point": p, "eps": 0.2, "flattened": True} for p in frontier_answer.EXTREMES]
     assert "not complete" in frontier_answer.answer_sentence(table, [a], checks)
+    assert frontier_answer.missing_checks(a, checks) == ["diffpure-t0.1 at 0.2"]
+    assert frontier_answer.missing_checks(a, []) == ["mimic-gs4", "mimic-gs64", "diffpure-t0.1 at 0.2"]
+    assert "- still to check: mimic-gs4, mimic-gs64, diffpure-t0.1 at 0.2" in frontier_report.markdown([], [a], [])
     assert "did not lower" in frontier_answer.answer_sentence(table, [a], checks + [{"point": "diffpure-t0.1", "eps": 0.2, "flattened": True}])
     # a screen whose bound still clears every DiffPure interval: the later attacks decide, so undecided
     table[-1] = screened("mimic-gs64", 64, 60)  # at most 93.8% [85.0%, 97.5%]
