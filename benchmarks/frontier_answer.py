@@ -29,7 +29,8 @@ def answer(table: list, eps: float, rule: str = "vote") -> dict:
     winners = [m["point"] for m in mimic if beats(m[rule]["clean"]["accuracy"], m[rule]["robust"]["ci95"][0], diffpure, rule)]
     grid = sum(p in {r["point"] for r in done} for p in grid_points())
     out = {"eps": eps, "rule": rule, "mimic_points": len(mimic), "diffpure_points": len(diffpure),
-           "grid_points": grid, "winners": winners, "decided": grid == len(grid_points()), "settled_by": None}
+           "grid_points": grid, "winners": winners, "decided": grid == len(grid_points()), "settled_by": None,
+           "screened_points": sum(bool(r.get("screen")) for r in table if r["eps"] == eps and r["point"] in grid_points())}
     every_diffpure = {p for p in grid_points() if p.startswith("diffpure-")} <= {d["point"] for d in diffpure}
     if every_diffpure and not out["decided"]:
         if winners:
@@ -136,8 +137,9 @@ def answer_sentence(table: list, answers: list, checks: list = ()) -> str:
                                              if flat else " (their check at twice the iterations is not complete)"))
         done = [r for r in table if r["complete"] and r["eps"] == a["eps"]]
         if not a["decided"]:
+            screened = f", {a['screened_points']} screened" if a.get("screened_points") else ""
             parts.append(f"at l_inf {a['eps']:g} not yet answered ({a['grid_points']} of the "
-                         f"{len(grid_points())} grid points measured)")
+                         f"{len(grid_points())} grid points measured{screened})")
             continue
         best = {m: max((r for r in done if r["method"] == m), key=lambda r: r["vote"]["robust"]["accuracy"])
                 for m in ("mimic", "diffpure") if any(r["method"] == m for r in done)}

@@ -141,7 +141,7 @@ def markdown(table: list, answers: list, checks: list, protocol: str = "") -> st
         if not a["decided"]:
             lines.append(f"- eps {a['eps']:g}: not yet answerable ({a['grid_points']} of the {len(grid_points())} grid "
                          f"points complete: {a['mimic_points']} MimicDiffusion and {a['diffpure_points']} DiffPure points "
-                         "in all)")
+                         f"in all; {a.get('screened_points', 0)} screened)")
             continue
         lines.append(f"- eps {a['eps']:g}: {verdict(a)} ({a['mimic_points']} MimicDiffusion and "
                      f"{a['diffpure_points']} DiffPure points complete)")

@@ -170,4 +170,4 @@ def test_screens_bound_the_worst_case_and_can_settle_the_answer():
     table.pop()
     a = frontier_answer.answer(table, 0.2)
     assert not a["decided"]  # 64/64 gives [94.3%, 100%], above 64.8%
-    assert "not yet answered (4 of the 9" in frontier_answer.answer_sentence(table, [a])
+    assert "not yet answered (4 of the 9 grid points measured, 4 screened)" in frontier_answer.answer_sentence(table, [a])
