@@ -69,9 +69,9 @@ def cannot_win(missing: list, screens: dict, diffpure: list, rule: str):
             continue
         n = diffpure[0]["n"]
         perfect = wilson_interval(n, n)[0]
-        if beats(max(d[rule]["clean"]["accuracy"] for d in diffpure), perfect, diffpure, rule):
-            return None
         top = max(d[rule]["clean"]["accuracy"] for d in diffpure)
+        if beats(top, perfect, diffpure, rule):
+            return None
         by = max((d for d in diffpure if d[rule]["clean"]["accuracy"] == top), key=lambda d: d[rule]["robust"]["ci95"][1])
         out["unmeasured"] = {"points": (out["unmeasured"] or {}).get("points", []) + [point], "n": n,
                              "perfect": [perfect, 1.0], "by": {"point": by["point"], "robust": by[rule]["robust"]}}

@@ -86,7 +86,7 @@ class EvalConfig:
         unknown = [label for label in labels if label not in order]
         if unknown:
             raise ValueError(f"--attacks {unknown}: not among the config's attack labels {order}")
-        if self.cascade and sorted(order.index(label) for label in labels) != list(range(len(set(labels)))):
+        if self.cascade and set(labels) != set(order[: len(set(labels))]):
             raise ValueError(f"--attacks {list(labels)}: a cascade runs its attacks in order, so choose its first "
                              f"ones (a prefix of {order}); a later run without --attacks adds the rest")
         self.attacks = [a for a in self.attacks if attack_label(a) in labels]
