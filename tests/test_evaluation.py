@@ -337,6 +337,33 @@ def test_cascade_summary_is_cumulative_and_keeps_the_worst_case():
             assert t[field] == plain[field], field
 
 
+def test_worst_case_samples_are_the_summary_worst_case_per_sample(tmp_path):
+    """Per sample id, robust after every attack (a cascade's skipped sample is broken), so that stores of
+    the same images combine per sample; a store without the threat is an error naming the store."""
+    from mimic_diffusers.evaluation import append_record, summarize, worst_case_samples
+
+    T, F, N = True, False, None
+
+    def result(correct, vote):
+        return {"name": "x", "correct": correct, "vote_correct": vote, "seconds": 1.0, "params": {}, "diagnostics": {}}
+
+    clean = {"batch": 0, "threat": "clean", "ids": [0, 1, 2, 3], "labels": [0, 1, 2, 3],
+             "correct": [T, T, T, F], "vote_correct": [T, T, F, F]}
+    attacked = {"batch": 0, "threat": "Linf-0.3", "ids": [0, 1, 2, 3], "labels": [0, 1, 2, 3], "attacks": {
+        "bpda-eot": result([F, T, T, F], [F, T, F, F]), "square": {**result([N, T, F, N], [N, T, F, N]), "targets": [F, T, T, F]}}}
+    for record in (clean, attacked):
+        append_record(str(tmp_path / "results.rank0.jsonl"), record)
+    threat = {"norm": "Linf", "eps": 0.3}
+    config = EvalConfig(pipeline="p", output_dir=str(tmp_path), num_samples=4, batch_size=4, threats=[threat],
+                        attacks=[{"name": "bpda-eot"}, {"name": "square"}], cascade=True)
+    assert worst_case_samples(config, threat, "correct") == {0: F, 1: T, 2: F, 3: F}
+    assert worst_case_samples(config, threat) == {0: F, 1: T, 2: F, 3: F}
+    t = summarize([clean, attacked], config)["threats"]["Linf-0.3"]
+    assert t["worst_case"]["correct"] == 1 and t["worst_case_vote"]["correct"] == 1
+    with pytest.raises(ValueError, match="holds no attack results at Linf-0.2"):
+        worst_case_samples(config, {"norm": "Linf", "eps": 0.2})
+
+
 def test_cascade_attacks_only_the_survivors_and_resumes(pipeline_dir, tmp_path):
     """Each attack runs on the samples the clean pass and the attacks before it left robust under some
     rule (the others get None and are never attacked); a killed-and-resumed store is the same."""

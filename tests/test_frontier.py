@@ -131,11 +131,12 @@ def test_budget_check_lines_show_both_rules():
     from mimic_diffusers.metrics import accuracy
 
     acc = lambda k: accuracy([True] * k + [False] * (64 - k))  # noqa: E731
-    check = {"point": "mimic-gs4", "eps": 0.2, "vote": {"budget": acc(49), "twice": acc(45)},
-             "first": {"budget": acc(41), "twice": acc(30)}, "flattened": False}
+    check = {"point": "mimic-gs4", "eps": 0.2, "vote": {"budget": acc(49), "twice": acc(45), "both": acc(44)},
+             "first": {"budget": acc(41), "twice": acc(30), "both": acc(28)}, "flattened": False}
     text = frontier_report.markdown([], [], [check])
     assert "- mimic-gs4, eps 0.2: vote 76.6% [" in text and "; first 64.1% [" in text and "vs 46.9% [" in text
-    assert "NOT flattened: raise the budgets" in text
+    assert "(both runs 43.8% [" in text and "NOT flattened: raise the budgets" in text
+    assert "below the first interval" in text and "below the vote interval" not in text  # 44/64 is inside vote's
 
 
 def screened(point, clean, robust):

@@ -82,6 +82,22 @@ def summarize(records: List[dict], config: EvalConfig) -> dict:
     return out
 
 
+def worst_case_samples(config: EvalConfig, threat: dict, rule: str = "vote_correct") -> Dict[int, bool]:
+    """{sample id: robust under `rule` after every attack of `config` in its store}, the worst case per
+    sample, so that stores of the same images (restarts, other budgets) combine per sample."""
+    merged = [r for r in store.merge_records(store.read_records(config.output_dir)).values() if r["batch"] < config.num_batches]
+    clean_by_batch = {r["batch"]: r for r in merged if r["threat"] == "clean"}
+    rows = sorted((r for r in merged if r["threat"] == threat_key(threat) and r["batch"] in clean_by_batch),
+                  key=lambda r: r["batch"])
+    labels = [attack_label(spec) for spec in config.attacks if all(attack_label(spec) in r["attacks"] for r in rows)]
+    if not rows or not labels:
+        raise ValueError(f"the store {config.output_dir!r} holds no attack results at {threat_key(threat)}")
+    scores = [robust_under_rule(rows, label, rule, clean_by_batch) for label in labels]
+    if any(s is None for s in scores):
+        raise ValueError(f"the store {config.output_dir!r} has records without {rule!r} scores")
+    return dict(zip((i for r in rows for i in r["ids"]), worst_case(dict(zip(labels, scores)))))
+
+
 def _and(a: Optional[List[bool]], b: Optional[List[bool]]) -> Optional[List[bool]]:
     return None if a is None or b is None else [x and y for x, y in zip(a, b)]
 
