@@ -177,14 +177,15 @@ def plot(table: list) -> bytes:
                     [r["vote"]["clean"]["ci95"][1] - y for y, r in zip(ys, pts)]]
             ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt=style, color=color, capsize=3,
                         label="MimicDiffusion" if method == "mimic" else "DiffPure")
-            for x, y, r in zip(xs, ys, pts):
-                ax.annotate(r["point"].split("-", 1)[1], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            for i, (x, y, r) in enumerate(zip(xs, ys, pts)):  # labels alternately above and below: neighbours overlap
+                ax.annotate(r["point"].split("-", 1)[1], (x, y), textcoords="offset points", xytext=(4, 4 - 14 * (i % 2)),
+                            fontsize=8)
         # screens: only an upper bound on the worst case, so a hollow marker with an arrow to the left
-        for r in (r for r in table if r.get("screen") and r["eps"] == eps):
+        for i, r in enumerate(r for r in table if r.get("screen") and r["eps"] == eps):
             x, y = r["screen"]["vote"]["robust"]["accuracy"], r["screen"]["vote"]["clean"]["accuracy"]
-            ax.plot([x], [y], "o", mfc="none", color="gray")
+            ax.plot([x], [y], "o", mfc="none", color="gray", label=None if i else "screen (an upper bound)")
             ax.annotate("", (max(x - 0.08, 0), y), (x, y), arrowprops=dict(arrowstyle="->", color="gray"))
-            ax.annotate(r["point"].split("-", 1)[1] + " (screen)", (x, y), textcoords="offset points", xytext=(4, -10),
+            ax.annotate(r["point"].split("-", 1)[1], (x, y), textcoords="offset points", xytext=(2, 6 - 18 * (i % 2)),
                         fontsize=7, color="gray")
         ax.set_xlabel(f"worst-case robust accuracy, l_inf eps {eps:g} (vote of K)")
         ax.set_ylabel("clean accuracy (vote of K)")
