@@ -8,11 +8,22 @@ from frontier import POINTS
 from mimic_diffusers.metrics import wilson_interval
 
 EXTREMES = ("mimic-gs4", "mimic-gs64")  # the guidance scales at both ends, rerun at twice the budgets
+VARIANTS = ("wide", "up")  # the authors' window and H as an upsampling, run for the two most robust scales
 
 
 def grid_points() -> list:
     """The points every eps needs before the study is complete: each guidance scale and each DiffPure t*."""
     return [p for p in POINTS if p.startswith("diffpure-") or p.count("-") == 1]
+
+
+def variant_points(table: list, eps: float, rule: str = "vote") -> list:
+    """The variants one eps needs besides the grid: the wider window and the upsampling H of the two guidance
+    scales most robust at that eps (a screen counts with its bound); of every scale while one is unknown."""
+    scales = [p for p in grid_points() if p.startswith("mimic-")]
+    known = {r["point"]: r if r["complete"] else r["screen"] for r in table
+             if r["eps"] == eps and r["point"] in scales and (r["complete"] or r.get("screen"))}
+    best = scales if len(known) < len(scales) else sorted(scales, key=lambda p: -known[p][rule]["robust"]["accuracy"])[:2]
+    return [f"{p}-{v}" for p in best for v in VARIANTS]
 
 
 def pct(a: dict) -> str:
@@ -27,19 +38,32 @@ def answer(table: list, eps: float, rule: str = "vote") -> dict:
     mimic = [r for r in done if r["method"] == "mimic"]
     diffpure = [r for r in done if r["method"] == "diffpure"]
     winners = [m["point"] for m in mimic if beats(m[rule]["clean"]["accuracy"], m[rule]["robust"]["ci95"][0], diffpure, rule)]
-    grid = sum(p in {r["point"] for r in done} for p in grid_points())
+    measured = {r["point"] for r in done}
+    variants = variant_points(table, eps, rule)
+    required = grid_points() + variants
     out = {"eps": eps, "rule": rule, "mimic_points": len(mimic), "diffpure_points": len(diffpure),
-           "grid_points": grid, "winners": winners, "decided": grid == len(grid_points()), "settled_by": None,
-           "screened_points": sum(bool(r.get("screen")) for r in table if r["eps"] == eps and r["point"] in grid_points())}
+           "grid_points": sum(p in measured for p in grid_points()), "winners": winners,
+           "decided": all(p in measured for p in required), "settled_by": None,
+           "screened_points": sum(bool(r.get("screen")) for r in table if r["eps"] == eps and r["point"] in grid_points()),
+           "variants": variants, "variants_measured": sum(p in measured for p in variants)}
     every_diffpure = {p for p in grid_points() if p.startswith("diffpure-")} <= {d["point"] for d in diffpure}
     if every_diffpure and not out["decided"]:
         if winners:
             out["decided"] = True  # more points can add winners, not remove one
         else:
-            settled = cannot_win([p for p in grid_points() if p.startswith("mimic-") and p not in {m["point"] for m in mimic}],
+            settled = cannot_win([p for p in required if p.startswith("mimic-") and p not in measured],
                                  {r["point"]: r for r in table if r["eps"] == eps and r.get("screen")}, diffpure, rule)
             out.update(decided=settled is not None, settled_by=settled)
     return out
+
+
+def still_to_run(a: dict) -> str:
+    """What an undecided eps still needs, in words."""
+    screened = f", {a['screened_points']} screened" if a.get("screened_points") else ""
+    known = len(a["variants"]) == len(VARIANTS) * 2  # the two most robust scales are known
+    variants = (f"; {a['variants_measured']} of their {len(a['variants'])} variants ({', '.join(a['variants'])})"
+                if known else "")
+    return f"{a['grid_points']} of the {len(grid_points())} grid points measured{screened}{variants}"
 
 
 def beats(clean: float, lower: float, diffpure: list, rule: str) -> bool:
@@ -115,12 +139,17 @@ def verdict(a: dict) -> str:
         if len(rivalled) < len(s["screened"]):
             reasons.append(", ".join(c["point"] for c in s["screened"] if not c["by"])
                            + " are cleaner than every DiffPure point, so none is a rival")
+    missing = [c["point"] for c in s["screened"]] + (s["unmeasured"]["points"] if s["unmeasured"] else [])
+    grid = [p for p in missing if p in grid_points()]
+    variants = " and the wide-window and upsampling variants" if len(grid) < len(missing) else ""
     if s["unmeasured"]:
         u = s["unmeasured"]
-        reasons.append(f"for the {len(u['points'])} unmeasured, even all {u['n']} images robust gives the interval "
+        unmeasured = [p for p in u["points"] if p in grid_points()]
+        reasons.append(f"for the {len(unmeasured)} unmeasured{' and the variants' if len(unmeasured) < len(u['points']) else ''}, "
+                       f"even all {u['n']} images robust gives the interval "
                        f"[{u['perfect'][0]:.1%}, 100.0%], which overlaps {u['by']['point']}'s {pct(u['by']['robust'])}")
-    missing = len(s["screened"]) + len(s["unmeasured"]["points"] if s["unmeasured"] else [])
-    return f"{text}, and the {missing} grid points still to complete cannot change that: " + "; ".join(reasons)
+    return (f"{text}, and the {len(grid)} grid points{variants} still to complete cannot change that: "
+            + "; ".join(reasons))
 
 
 def answer_sentence(table: list, answers: list, checks: list = ()) -> str:
@@ -137,9 +166,7 @@ def answer_sentence(table: list, answers: list, checks: list = ()) -> str:
                                              if flat else " (their check at twice the iterations is not complete)"))
         done = [r for r in table if r["complete"] and r["eps"] == a["eps"]]
         if not a["decided"]:
-            screened = f", {a['screened_points']} screened" if a.get("screened_points") else ""
-            parts.append(f"at l_inf {a['eps']:g} not yet answered ({a['grid_points']} of the "
-                         f"{len(grid_points())} grid points measured{screened})")
+            parts.append(f"at l_inf {a['eps']:g} not yet answered ({still_to_run(a)})")
             continue
         best = {m: max((r for r in done if r["method"] == m), key=lambda r: r["vote"]["robust"]["accuracy"])
                 for m in ("mimic", "diffpure") if any(r["method"] == m for r in done)}

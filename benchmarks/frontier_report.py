@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from frontier import POINTS, point_config  # noqa: E402
-from frontier_answer import answer, answer_sentence, grid_points, missing_checks, pct, verdict  # noqa: E402
+from frontier_answer import answer, answer_sentence, missing_checks, pct, still_to_run, verdict  # noqa: E402
 
 from mimic_diffusers.evaluation import (EvalConfig, merge_records, read_records, report_store, threat_key,  # noqa: E402
                                        worst_case_samples)
@@ -147,9 +147,8 @@ def markdown(table: list, answers: list, checks: list, protocol: str = "") -> st
     lines += ["", "Answer (vote of K):", ""]
     for a in answers:
         if not a["decided"]:
-            lines.append(f"- eps {a['eps']:g}: not yet answerable ({a['grid_points']} of the {len(grid_points())} grid "
-                         f"points complete: {a['mimic_points']} MimicDiffusion and {a['diffpure_points']} DiffPure points "
-                         f"in all; {a.get('screened_points', 0)} screened)")
+            lines.append(f"- eps {a['eps']:g}: not yet answerable ({still_to_run(a)}; {a['mimic_points']} MimicDiffusion "
+                         f"and {a['diffpure_points']} DiffPure points complete in all)")
             continue
         lines.append(f"- eps {a['eps']:g}: {verdict(a)} ({a['mimic_points']} MimicDiffusion and "
                      f"{a['diffpure_points']} DiffPure points complete)")

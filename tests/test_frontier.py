@@ -103,7 +103,12 @@ def test_readme_sentence_answers_on_the_full_grid_or_when_no_missing_point_can_c
     assert "did not lower the worst case" in frontier_answer.answer_sentence(table, answers, checks)
     assert "not complete" in frontier_answer.answer_sentence(table, answers, checks[:1])
     table[1] = row("mimic-gs8", 64, 22)  # within the intervals now
-    text = frontier_answer.answer_sentence(table, [frontier_answer.answer(table, 0.2)])
+    # no winner yet: the variants of the two most robust scales (gs8, then gs4 first of the equals) decide
+    a = frontier_answer.answer(table, 0.2)
+    assert not a["decided"] and a["variants"] == ["mimic-gs8-wide", "mimic-gs8-up", "mimic-gs4-wide", "mimic-gs4-up"]
+    assert "(9 of the 9 grid points measured; 0 of their 4 variants (mimic-gs8-wide, " in frontier_answer.answer_sentence(table, [a])
+    full = table + [row(p, 64, 20) for p in a["variants"]]
+    text = frontier_answer.answer_sentence(full, [frontier_answer.answer(full, 0.2)])
     assert "no MimicDiffusion setting beats DiffPure beyond the 95% intervals" in text
     assert text.endswith("So the library ships no frontier preset and keeps its default.\n")
     # a MimicDiffusion point missing: undecided while a perfect score could still win ...
@@ -149,10 +154,14 @@ def test_screens_bound_the_worst_case_and_can_settle_the_answer():
     grid = frontier_answer.grid_points()
     diffpure = [row(p, 64, 34) for p in grid if p.startswith("diffpure-")]  # 53.1% [41.1%, 64.8%]
     table = diffpure + [screened(p, 64, 30) for p in grid if p.startswith("mimic-")]  # at most 46.9% [35.2%, 59.0%]
+    a = frontier_answer.answer(table, 0.2)  # the variants of the two most robust scales are still open
+    assert not a["decided"] and a["variants"] == ["mimic-gs4-wide", "mimic-gs4-up", "mimic-gs8-wide", "mimic-gs8-up"]
+    table[4:4] = [screened(p, 64, 30) for p in a["variants"]]
     a = frontier_answer.answer(table, 0.2)
-    assert a["decided"] and not a["winners"] and [c["point"] for c in a["settled_by"]["screened"]] == grid[:5]
+    assert a["decided"] and not a["winners"]
+    assert [c["point"] for c in a["settled_by"]["screened"]] == grid[:5] + [r["point"] for r in table[4:8]] and table[-1]["point"] == "mimic-gs64"
     text = frontier_answer.answer_sentence(table, [a])
-    assert "the 5 grid points still to complete cannot change that" in text
+    assert "the 5 grid points and the wide-window and upsampling variants still to complete cannot change that" in text
     assert "screened with feedback-cut-pgd-eot only" in text and "at most 46.9% [" in text and "diffpure-t0.1's 53.1% [" in text
     # the budget check must then cover the DiffPure point that stops the screens
     checks = [{"point": p, "eps": 0.2, "flattened": True} for p in frontier_answer.EXTREMES]
