@@ -45,7 +45,8 @@ def answer(table: list, eps: float, rule: str = "vote") -> dict:
            "grid_points": sum(p in measured for p in grid_points()), "winners": winners,
            "decided": all(p in measured for p in required), "settled_by": None,
            "screened_points": sum(bool(r.get("screen")) for r in table if r["eps"] == eps and r["point"] in grid_points()),
-           "variants": variants, "variants_measured": sum(p in measured for p in variants)}
+           "variants": variants, "variants_measured": sum(p in measured for p in variants),
+           "variants_screened": sum(bool(r.get("screen")) for r in table if r["eps"] == eps and r["point"] in variants)}
     every_diffpure = {p for p in grid_points() if p.startswith("diffpure-")} <= {d["point"] for d in diffpure}
     if every_diffpure and not out["decided"]:
         if winners:
@@ -59,11 +60,13 @@ def answer(table: list, eps: float, rule: str = "vote") -> dict:
 
 def still_to_run(a: dict) -> str:
     """What an undecided eps still needs, in words."""
-    screened = f", {a['screened_points']} screened" if a.get("screened_points") else ""
+    def screened(n):
+        return f", {n} screened" if n else ""
+
     known = len(a["variants"]) == len(VARIANTS) * 2  # the two most robust scales are known
-    variants = (f"; {a['variants_measured']} of their {len(a['variants'])} variants ({', '.join(a['variants'])})"
-                if known else "")
-    return f"{a['grid_points']} of the {len(grid_points())} grid points measured{screened}{variants}"
+    variants = (f"; {a['variants_measured']} of the {len(a['variants'])} variants of the two most robust scales "
+                f"({', '.join(a['variants'])}) measured{screened(a['variants_screened'])}" if known else "")
+    return f"{a['grid_points']} of the {len(grid_points())} grid points measured{screened(a['screened_points'])}{variants}"
 
 
 def beats(clean: float, lower: float, diffpure: list, rule: str) -> bool:
@@ -139,17 +142,19 @@ def verdict(a: dict) -> str:
         if len(rivalled) < len(s["screened"]):
             reasons.append(", ".join(c["point"] for c in s["screened"] if not c["by"])
                            + " are cleaner than every DiffPure point, so none is a rival")
-    missing = [c["point"] for c in s["screened"]] + (s["unmeasured"]["points"] if s["unmeasured"] else [])
-    grid = [p for p in missing if p in grid_points()]
-    variants = " and the wide-window and upsampling variants" if len(grid) < len(missing) else ""
     if s["unmeasured"]:
         u = s["unmeasured"]
-        unmeasured = [p for p in u["points"] if p in grid_points()]
-        reasons.append(f"for the {len(unmeasured)} unmeasured{' and the variants' if len(unmeasured) < len(u['points']) else ''}, "
-                       f"even all {u['n']} images robust gives the interval "
+        reasons.append(f"for the {counted(u['points'], 'unmeasured')}, even all {u['n']} images robust gives the interval "
                        f"[{u['perfect'][0]:.1%}, 100.0%], which overlaps {u['by']['point']}'s {pct(u['by']['robust'])}")
-    return (f"{text}, and the {len(grid)} grid points{variants} still to complete cannot change that: "
-            + "; ".join(reasons))
+    missing = [c["point"] for c in s["screened"]] + (s["unmeasured"]["points"] if s["unmeasured"] else [])
+    return f"{text}, and the {counted(missing, 'grid points')} still to complete cannot change that: " + "; ".join(reasons)
+
+
+def counted(points: list, noun: str) -> str:
+    """"4 grid points and the variants": how many grid points, and whether variants are among `points`."""
+    grid = sum(p in grid_points() for p in points)
+    return " and the ".join(([f"{grid} {noun}"] if grid else [])
+                            + (["wide-window and upsampling variants"] if grid < len(points) else []))
 
 
 def answer_sentence(table: list, answers: list, checks: list = ()) -> str:
