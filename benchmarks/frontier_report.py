@@ -180,11 +180,16 @@ def plot(table: list) -> bytes:
                 ax.annotate(r["point"].split("-", 1)[1], (x, y), textcoords="offset points", xytext=(4, 4 - 14 * (i % 2)),
                             fontsize=8)
         # screens: only an upper bound on the worst case, so a hollow marker with an arrow to the left
-        for i, r in enumerate(r for r in table if r.get("screen") and r["eps"] == eps):
-            x, y = r["screen"]["vote"]["robust"]["accuracy"], r["screen"]["vote"]["clean"]["accuracy"]
-            ax.plot([x], [y], "o", mfc="none", color="gray", label=None if i else "screen (an upper bound)")
+        screens = sorted(((r["screen"]["vote"]["robust"]["accuracy"], r["screen"]["vote"]["clean"]["accuracy"],
+                           r["point"].split("-", 1)[1]) for r in table if r.get("screen") and r["eps"] == eps))
+        groups = []  # screens this close share one label, or their labels overlap
+        for x, y, name in screens:
+            ax.plot([x], [y], "o", mfc="none", color="gray", label=None if groups else "screen (an upper bound)")
             ax.annotate("", (max(x - 0.08, 0), y), (x, y), arrowprops=dict(arrowstyle="->", color="gray"))
-            ax.annotate(r["point"].split("-", 1)[1], (x, y), textcoords="offset points", xytext=(2, 6 - 18 * (i % 2)),
+            close = groups and y == groups[-1][1] and x - groups[-1][0] < 0.05
+            groups[-1:] = [(x, y, groups[-1][2] + [name])] if close else groups[-1:] + [(x, y, [name])]
+        for i, (x, y, names) in enumerate(groups):
+            ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(2, 6 - 18 * (i % 2)),
                         fontsize=7, color="gray")
         ax.set_xlabel(f"worst-case robust accuracy, l_inf eps {eps:g} (vote of K)")
         ax.set_ylabel("clean accuracy (vote of K)")
