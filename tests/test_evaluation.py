@@ -362,6 +362,8 @@ def test_worst_case_samples_are_the_summary_worst_case_per_sample(tmp_path):
     assert t["worst_case"]["correct"] == 1 and t["worst_case_vote"]["correct"] == 1
     with pytest.raises(ValueError, match="holds no attack results at Linf-0.2"):
         worst_case_samples(config, {"norm": "Linf", "eps": 0.2})
+    with pytest.raises(ValueError, match="rule must be one of"):
+        worst_case_samples(config, threat, "vote")
 
 
 def test_cascade_attacks_only_the_survivors_and_resumes(pipeline_dir, tmp_path):

@@ -85,6 +85,8 @@ def summarize(records: List[dict], config: EvalConfig) -> dict:
 def worst_case_samples(config: EvalConfig, threat: dict, rule: str = "vote_correct") -> Dict[int, bool]:
     """{sample id: robust under `rule` after every attack of `config` in its store}, the worst case per
     sample, so that stores of the same images (restarts, other budgets) combine per sample."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {sorted(RULES)}, got {rule!r}")
     merged = [r for r in store.merge_records(store.read_records(config.output_dir)).values() if r["batch"] < config.num_batches]
     clean_by_batch = {r["batch"]: r for r in merged if r["threat"] == "clean"}
     rows = sorted((r for r in merged if r["threat"] == threat_key(threat) and r["batch"] in clean_by_batch),
