@@ -186,8 +186,10 @@ def plot(table: list) -> bytes:
         for x, y, name in screens:
             ax.plot([x], [y], "o", mfc="none", color="gray", label=None if groups else "screen (an upper bound)")
             ax.annotate("", (max(x - 0.08, 0), y), (x, y), arrowprops=dict(arrowstyle="->", color="gray"))
-            close = groups and y == groups[-1][1] and x - groups[-1][0] < 0.05
-            groups[-1:] = [(x, y, groups[-1][2] + [name])] if close else groups[-1:] + [(x, y, [name])]
+            if groups and y == groups[-1][1] and x - groups[-1][0] < 0.05:
+                groups[-1] = (x, y, groups[-1][2] + [name])  # the label moves to the group's rightmost screen
+            else:
+                groups.append((x, y, [name]))
         for i, (x, y, names) in enumerate(groups):
             ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(2, 6 - 18 * (i % 2)),
                         fontsize=7, color="gray")

@@ -29,8 +29,7 @@ def robust_under_rule(rows: List[dict], label: str, rule: str, clean_by_batch: D
 
 def summarize(records: List[dict], config: EvalConfig) -> dict:
     """Per threat: accuracy per attack under each rule, worst case per sample, diagnostics, warnings."""
-    # the config's batches only: a store may hold more samples than this config asks for
-    merged = {k: r for k, r in store.merge_records(records).items() if r["batch"] < config.num_batches}
+    merged = _merged(records, config)
     clean = sorted((r for r in merged.values() if r["threat"] == "clean"), key=lambda r: r["batch"])
     clean_by_batch = {r["batch"]: r for r in clean}
     out = {"config": asdict(config), "clean": accuracy([c for r in clean for c in r["correct"]]),
@@ -40,9 +39,7 @@ def summarize(records: List[dict], config: EvalConfig) -> dict:
     names = {attack_label(spec): spec["name"] for spec in config.attacks}
     for threat in config.threats:
         key = threat_key(threat)
-        # batches with a clean record only: robustness is defined against the clean prediction
-        rows = sorted((r for r in merged.values() if r["threat"] == key and r["batch"] in clean_by_batch),
-                      key=lambda r: r["batch"])
+        rows = _threat_rows(merged, key, clean_by_batch)
         if not rows:
             continue
         per_rule: Dict[str, Dict[str, List[bool]]] = {rule: {} for rule in RULES}
@@ -87,10 +84,9 @@ def worst_case_samples(config: EvalConfig, threat: dict, rule: str = "vote_corre
     sample, so that stores of the same images (restarts, other budgets) combine per sample."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {sorted(RULES)}, got {rule!r}")
-    merged = [r for r in store.merge_records(store.read_records(config.output_dir)).values() if r["batch"] < config.num_batches]
-    clean_by_batch = {r["batch"]: r for r in merged if r["threat"] == "clean"}
-    rows = sorted((r for r in merged if r["threat"] == threat_key(threat) and r["batch"] in clean_by_batch),
-                  key=lambda r: r["batch"])
+    merged = _merged(store.read_records(config.output_dir), config)
+    clean_by_batch = {r["batch"]: r for r in merged.values() if r["threat"] == "clean"}
+    rows = _threat_rows(merged, threat_key(threat), clean_by_batch)
     labels = [attack_label(spec) for spec in config.attacks if all(attack_label(spec) in r["attacks"] for r in rows)]
     if not rows or not labels:
         raise ValueError(f"the store {config.output_dir!r} holds no attack results at {threat_key(threat)}")
@@ -98,6 +94,17 @@ def worst_case_samples(config: EvalConfig, threat: dict, rule: str = "vote_corre
     if any(s is None for s in scores):
         raise ValueError(f"the store {config.output_dir!r} has records without {rule!r} scores")
     return dict(zip((i for r in rows for i in r["ids"]), worst_case(dict(zip(labels, scores)))))
+
+
+def _merged(records: List[dict], config: EvalConfig) -> Dict[tuple, dict]:
+    # the config's batches only: a store may hold more samples than this config asks for
+    return {k: r for k, r in store.merge_records(records).items() if r["batch"] < config.num_batches}
+
+
+def _threat_rows(merged: Dict[tuple, dict], key: str, clean_by_batch: Dict[int, dict]) -> List[dict]:
+    # batches with a clean record only: robustness is defined against the clean prediction
+    return sorted((r for r in merged.values() if r["threat"] == key and r["batch"] in clean_by_batch),
+                  key=lambda r: r["batch"])
 
 
 def _and(a: Optional[List[bool]], b: Optional[List[bool]]) -> Optional[List[bool]]:
