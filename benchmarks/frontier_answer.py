@@ -138,7 +138,8 @@ def verdict(a: dict) -> str:
         if rivalled:  # the best of them against the DiffPure point that stops it
             best = max(rivalled, key=lambda c: c["robust"]["ci95"][0])
             reasons.append(f"{names} (screened with {attacks} only, which bounds the worst case from above) reach at "
-                           f"most {pct(best['robust'])}, not above {best['by']['point']}'s {pct(best['by']['robust'])}")
+                           f"most {best['point']}'s {pct(best['robust'])}, whose lower end is not above the upper end of "
+                           f"{best['by']['point']}'s {pct(best['by']['robust'])}")
         if len(rivalled) < len(s["screened"]):
             reasons.append(", ".join(c["point"] for c in s["screened"] if not c["by"])
                            + " are cleaner than every DiffPure point, so none is a rival")

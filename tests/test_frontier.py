@@ -166,7 +166,7 @@ def test_screens_bound_the_worst_case_and_can_settle_the_answer():
     assert [c["point"] for c in a["settled_by"]["screened"]] == grid[:5] + [r["point"] for r in table[4:8]] and table[-1]["point"] == "mimic-gs64"
     text = frontier_answer.answer_sentence(table, [a])
     assert "the 5 grid points and the wide-window and upsampling variants still to complete cannot change that" in text
-    assert "screened with feedback-cut-pgd-eot only" in text and "at most 46.9% [" in text and "diffpure-t0.1's 53.1% [" in text
+    assert "screened with feedback-cut-pgd-eot only" in text and "at most mimic-gs4's 46.9% [" in text and "not above the upper end of diffpure-t0.1's 53.1% [" in text
     # the budget check must then cover the DiffPure point that stops the screens
     checks = [{"point": p, "eps": 0.2, "flattened": True} for p in frontier_answer.EXTREMES]
     assert "not complete" in frontier_answer.answer_sentence(table, [a], checks)
