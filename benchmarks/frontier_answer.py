@@ -178,7 +178,7 @@ def answer_sentence(table: list, answers: list, checks: list = ()) -> str:
                 for m in ("mimic", "diffpure") if any(r["method"] == m for r in done)}
         numbers = "; ".join(f"{r['point']} {pct(r['vote']['robust'])} at clean {r['vote']['clean']['accuracy']:.1%}"
                             for r in best.values())
-        parts.append(f"at l_inf {a['eps']:g} and {budgets}, {verdict(a)} (the most robust of each"
+        parts.append(f"at l_inf {a['eps']:g} and {budgets}, {verdict(a)} (the most robust fully attacked point of each"
                      f"{' so far' if a['grid_points'] < len(grid_points()) else ''}: {numbers})")
     text = "; ".join(parts) or "no point measured yet"
     return ("Does any MimicDiffusion setting beat DiffPure at equal or higher clean accuracy under the strongest "
