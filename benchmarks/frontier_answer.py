@@ -133,12 +133,14 @@ def verdict(a: dict) -> str:
     reasons = []
     if s["screened"]:
         rivalled = [c for c in s["screened"] if c["by"]]
-        names = ", ".join(c["point"] for c in rivalled)
-        attacks = " and ".join(dict.fromkeys(a for c in rivalled for a in c["attacks"]))
+        by_attacks = {}  # the points screened with the same attacks, named together
+        for c in rivalled:
+            by_attacks.setdefault(" and ".join(c["attacks"]), []).append(c["point"])
+        names = ", ".join(f"{', '.join(points)} (screened with {attacks} only)" for attacks, points in by_attacks.items())
         if rivalled:  # the best of them against the DiffPure point that stops it
             best = max(rivalled, key=lambda c: c["robust"]["ci95"][0])
-            reasons.append(f"{names} (screened with {attacks} only, which bounds the worst case from above) reach at "
-                           f"most {best['point']}'s {pct(best['robust'])}, whose lower end is not above the upper end of "
+            reasons.append(f"{names}, screens that bound the worst case from above, reach at most {best['point']}'s "
+                           f"{pct(best['robust'])}, whose lower end is not above the upper end of "
                            f"{best['by']['point']}'s {pct(best['by']['robust'])}")
         if len(rivalled) < len(s["screened"]):
             reasons.append(", ".join(c["point"] for c in s["screened"] if not c["by"])
@@ -148,12 +150,13 @@ def verdict(a: dict) -> str:
         reasons.append(f"for the {counted(u['points'], 'unmeasured')}, even all {u['n']} images robust gives the interval "
                        f"[{u['perfect'][0]:.1%}, 100.0%], which overlaps {u['by']['point']}'s {pct(u['by']['robust'])}")
     missing = [c["point"] for c in s["screened"]] + (s["unmeasured"]["points"] if s["unmeasured"] else [])
-    return f"{text}, and the {counted(missing, 'grid points')} still to complete cannot change that: " + "; ".join(reasons)
+    return f"{text}, and the {counted(missing, 'grid point')} still to complete cannot change that: " + "; ".join(reasons)
 
 
 def counted(points: list, noun: str) -> str:
     """"4 grid points and the variants": how many grid points, and whether variants are among `points`."""
     grid = sum(p in grid_points() for p in points)
+    noun += "s" if grid > 1 and noun.endswith("point") else ""
     return " and the ".join(([f"{grid} {noun}"] if grid else [])
                             + (["wide-window and upsampling variants"] if grid < len(points) else []))
 

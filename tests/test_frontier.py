@@ -167,6 +167,13 @@ def test_screens_bound_the_worst_case_and_can_settle_the_answer():
     text = frontier_answer.answer_sentence(table, [a])
     assert "the 5 grid points and the wide-window and upsampling variants still to complete cannot change that" in text
     assert "screened with feedback-cut-pgd-eot only" in text and "at most mimic-gs4's 46.9% [" in text and "not above the upper end of diffpure-t0.1's 53.1% [" in text
+    # a point screened with more of the cascade is named apart from the others; one grid point is one
+    mixed = table[:4] + [{**table[4], "screen": {**table[4]["screen"], "attacks": ["feedback-cut-pgd-eot", "exact-pgd-eot"]}}]
+    mixed += [{**r, "complete": True, "vote": r["screen"]["vote"], "screen": None} if r["point"] in grid[1:] else r
+              for r in table[5:]]
+    text = frontier_answer.answer_sentence(mixed, [frontier_answer.answer(mixed, 0.2)])
+    assert ("the 1 grid point and the wide-window and upsampling variants still to complete" in text
+            and f"{table[4]['point']} (screened with feedback-cut-pgd-eot and exact-pgd-eot only), " in text), text
     # the budget check must then cover the DiffPure point that stops the screens
     checks = [{"point": p, "eps": 0.2, "flattened": True} for p in frontier_answer.EXTREMES]
     assert "not complete" in frontier_answer.answer_sentence(table, [a], checks)
