@@ -16,7 +16,6 @@ the attacks before it left robust), so its per-attack figures are cumulative. Th
 """
 import argparse
 import glob
-import io
 import json
 import os
 import sys
@@ -24,6 +23,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from frontier import POINTS, point_config  # noqa: E402
 from frontier_answer import answer, answer_sentence, missing_checks, pct, still_to_run, verdict  # noqa: E402
+from frontier_plot import plot  # noqa: E402
 
 from mimic_diffusers.evaluation import (EvalConfig, merge_records, read_records, report_store, threat_key,  # noqa: E402
                                        worst_case_samples)
@@ -153,61 +153,6 @@ def markdown(table: list, answers: list, checks: list, protocol: str = "") -> st
         lines.append(f"- eps {a['eps']:g}: {verdict(a)} ({a['mimic_points']} MimicDiffusion and "
                      f"{a['diffpure_points']} DiffPure points complete)")
     return "\n".join(lines) + "\n"
-
-
-def plot(table: list) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    eps_values = sorted({r["eps"] for r in table})
-    fig, axes = plt.subplots(1, max(1, len(eps_values)), figsize=(6 * max(1, len(eps_values)), 4.5), squeeze=False)
-    for ax, eps in zip(axes[0], eps_values):
-        for method, style, color in (("mimic", "o-", "tab:blue"), ("diffpure", "s--", "tab:orange")):
-            pts = [r for r in table if r["complete"] and r["eps"] == eps and r["method"] == method]
-            if not pts:
-                continue
-            xs = [r["vote"]["robust"]["accuracy"] for r in pts]
-            ys = [r["vote"]["clean"]["accuracy"] for r in pts]
-            xerr = [[x - r["vote"]["robust"]["ci95"][0] for x, r in zip(xs, pts)],
-                    [r["vote"]["robust"]["ci95"][1] - x for x, r in zip(xs, pts)]]
-            yerr = [[y - r["vote"]["clean"]["ci95"][0] for y, r in zip(ys, pts)],
-                    [r["vote"]["clean"]["ci95"][1] - y for y, r in zip(ys, pts)]]
-            ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt=style, color=color, capsize=3,
-                        label="MimicDiffusion" if method == "mimic" else "DiffPure")
-            for i, (x, y, r) in enumerate(zip(xs, ys, pts)):  # labels alternately above and below: neighbours overlap
-                ax.annotate(r["point"].split("-", 1)[1], (x, y), textcoords="offset points", xytext=(4, 4 - 14 * (i % 2)),
-                            fontsize=8)
-        # screens: only an upper bound on the worst case, so a hollow marker with an arrow to the left
-        screens = sorted(((r["screen"]["vote"]["robust"]["accuracy"], r["screen"]["vote"]["clean"]["accuracy"],
-                           r["point"].split("-", 1)[1]) for r in table if r.get("screen") and r["eps"] == eps))
-        groups = []  # screens this close share one label, or their labels overlap
-        for x, y, name in screens:
-            ax.plot([x], [y], "o", mfc="none", color="gray", label=None if groups else "screen (an upper bound)")
-            ax.annotate("", (max(x - 0.08, 0), y), (x, y), arrowprops=dict(arrowstyle="->", color="gray"))
-            if groups and y == groups[-1][1] and x - groups[-1][0] < 0.05:
-                groups[-1] = (x, y, groups[-1][2] + [name])  # the label moves to the group's rightmost screen
-            else:
-                groups.append((x, y, [name]))
-        for i, (x, y, names) in enumerate(groups):
-            ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(2, 6 - 18 * (i % 2)),
-                        fontsize=7, color="gray")
-        ax.set_xlabel(f"worst-case robust accuracy, l_inf eps {eps:g} (vote of K)")
-        ax.set_ylabel("clean accuracy (vote of K)")
-        ax.set_xlim(0, 1)
-        # clean accuracies sit near the top: show the range the points' intervals need, not 0..1
-        lows = [m["vote"]["clean"]["ci95"][0] for r in table if r["eps"] == eps
-                for m in ([r] if r["complete"] else [r["screen"]] if r.get("screen") else [])]
-        ax.set_ylim(max(0.0, min(lows, default=0.0) - 0.05), 1.02)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="lower left")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 def build(study_dir: str = STUDY, doubled_dir: str = BUDGET_CHECK) -> dict:

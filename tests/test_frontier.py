@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import frontier  # noqa: E402
 import frontier_answer  # noqa: E402
+import frontier_plot  # noqa: E402
 import frontier_report  # noqa: E402
 
 
@@ -67,7 +68,7 @@ def test_tiny_study_runs_and_reports(tmp_path):
     text = frontier_report.markdown(table, [frontier_answer.answer(table, 0.3)], [])
     assert "| mimic-gs4 | guidance_scale=4.0 | 0.3 | 2 |" in text and "incomplete" in text
     assert all(f"| {r['attacked'][0]} / 4 |" in text for r in table if r["complete"])
-    assert frontier_report.plot(table)[:4] == b"\x89PNG"
+    assert frontier_plot.plot(table)[:4] == b"\x89PNG"
     # a screen: the cascade's first attack only, on every image; listed with its upper bound, not as complete
     subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "frontier.py"), "--config", str(path), "--points",
                     "mimic-gs4", "--eps", "0.2", "--attacks", "feedback-cut-pgd-eot", "--output-dir", str(tmp_path / "study")],
@@ -77,7 +78,7 @@ def test_tiny_study_runs_and_reports(tmp_path):
     assert [(r["point"], r["eps"], r["complete"]) for r in screened] == [("mimic-gs4", 0.2, False)]
     assert screened[0]["screen"]["attacks"] == ["feedback-cut-pgd-eot"] and screened[0]["attacked"][1] == 2
     assert "at most" in frontier_report.markdown(table, [], []) and "(screen: feedback-cut-pgd-eot only)" in frontier_report.markdown(table, [], [])
-    assert frontier_report.plot(table)[:4] == b"\x89PNG"
+    assert frontier_plot.plot(table)[:4] == b"\x89PNG"
 
 
 def test_committed_frontier_report_regenerates_byte_identically():
@@ -192,3 +193,13 @@ def test_screens_bound_the_worst_case_and_can_settle_the_answer():
     a = frontier_answer.answer(table, 0.2)
     assert not a["decided"]  # 64/64 gives [94.3%, 100%], above 64.8%
     assert "not yet answered (4 of the 9 grid points measured, 4 screened)" in frontier_answer.answer_sentence(table, [a])
+
+
+def test_plot_labels_of_close_points_are_stacked_on_distinct_lines():
+    """Points whose labels would overlap (close in both accuracies) get one line each; others stay beside."""
+    points = [(0.10, 1.0), (0.50, 1.0), (0.12, 1.0), (0.15, 1.0), (0.12, 0.9)]
+    offsets = frontier_plot.label_offsets(points)
+    assert offsets[1] == offsets[4] == (4, 4)  # alone: far in robust accuracy, or in clean accuracy
+    stacked = [offsets[i] for i in (0, 2, 3)]  # a chain within 0.06: one cluster, left to right
+    assert [dy for _, dy in stacked] == [-frontier_plot.LINE_PT * k for k in (1, 2, 3)]
+    assert frontier_plot.knob("mimic-gs4-up") == "gs4-up" and frontier_plot.knob("diffpure-t0.3") == "t0.3"
