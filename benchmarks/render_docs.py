@@ -623,9 +623,10 @@ def frontier() -> str:
             with open(log) as f:
                 records = [json.loads(line) for line in f if line.strip()]
             wall = sum(r["wall_s"] for r in records) / 60
-            notes = "".join(f" Note: {r['note']}." for r in records if r.get("note"))
-            runs.append(f"- `{point}`: {len(records)} run(s), {wall:.0f} min wall on {records[-1]['machine']}; "
-                        f"last command `{records[-1]['command']}`.{notes}")
+            runs.append(f"- `{point}`: {len(records)} run(s), {wall:.0f} min wall on {records[-1]['machine']}:")
+            # each run's own command, wall time and note: a store holds runs at several eps
+            runs += [f"    - `{r['command']}` ({r['wall_s'] / 60:.0f} min)." + (f" Note: {r['note']}." if r.get("note") else "")
+                     for r in records]
     return text + ("\nRuns (from each store's `runs.jsonl`):\n\n" + "\n".join(runs) + "\n" if runs else "")
 
 

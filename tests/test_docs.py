@@ -125,6 +125,20 @@ def test_run_metadata_is_complete():
         assert isinstance(meta["command"], str) and meta["command"], path
 
 
+def test_frontier_page_lists_every_run_with_its_own_command_and_note():
+    """A store holds runs at several eps: each run's command and note are listed, not only the last one's."""
+    import json
+
+    page = read(os.path.join(ROOT, "docs", "results", "frontier.md"))
+    logs = glob.glob(os.path.join(ROOT, "benchmarks", "results", "frontier", "*", "runs.jsonl"))
+    assert logs
+    for log in logs:
+        for line in read(log).splitlines():
+            run = json.loads(line)
+            expected = f"`{run['command']}` ({run['wall_s'] / 60:.0f} min)." + (f" Note: {run['note']}." if run.get("note") else "")
+            assert expected in page, (log, run["command"])
+
+
 def test_mkdocs_build_strict(tmp_path):
     needed = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python")
     absent = [m for m in needed if importlib.util.find_spec(m.split(".")[0]) is None
