@@ -111,12 +111,6 @@ def upgrade_summary(summary: dict) -> dict:
     return summary
 
 
-def markdown_table(summary: dict) -> str:
-    from mimic_diffusers.reports import markdown_table as table
-
-    return table(summary)
-
-
 def loose(name: str) -> tuple:
     """(data, header, run.json path) of a result file benchmarks/results/NAME (a .json with a NAME.run.json)."""
     path = os.path.join(RESULTS, name)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 
-from .common import RESULTS, header, load, markdown_table, pct, pct_ci, rel, run_block, threat_label, upgrade_summary
+from mimic_diffusers.reports import markdown_table
+
+from .common import RESULTS, header, load, pct, pct_ci, rel, run_block, threat_label, upgrade_summary
 
 
 def eval_report(folder: str, title_note: str = "") -> str:
