@@ -94,7 +94,7 @@ def run_block(meta_path: str, summary: Optional[dict] = None, extra: Optional[Li
 
 
 def upgrade_summary(summary: dict) -> dict:
-    """A report written before the feedback-cut attack had its own name, in today's names (`store.renamed`)."""
+    """A report written before the feedback-cut attack had its own name, under the current names (`store.renamed`)."""
     from mimic_diffusers.evaluation.store import renamed
 
     summary = json.loads(json.dumps(summary))

@@ -86,7 +86,7 @@ def study_name(attack: str, params: dict) -> str:
 def attack_study() -> str:
     d, text, meta = loose("exact-attack-study-t100.json")
     text += run_block(meta) + "\n" + d["what"] + "\n\n"
-    text += ("| images | attack (today's name) | chain steps | tau | loss | iterations | EOT | robust acc (mean of 2) | "
+    text += ("| images | attack (current name) | chain steps | tau | loss | iterations | EOT | robust acc (mean of 2) | "
              "robust in both | mean abs grad | attack s |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
     for block in ("screening_16_images", "confirm_32_images"):
         b = d[block]

@@ -34,7 +34,7 @@ def read_records(output_dir: str) -> List[dict]:
 
 
 def renamed(label: str, params: dict) -> tuple:
-    """(label, params) in today's names: `exact-pgd*` with `guidance_feedback: false` was the feedback-cut
+    """(label, params) under the current names: `exact-pgd*` with `guidance_feedback: false` was the feedback-cut
     attack (`feedback-cut-pgd*`); the parameter itself is gone (True was the exact attack)."""
     params = dict(params)
     if params.pop("guidance_feedback", None) is False and label.startswith("exact-pgd"):
@@ -43,11 +43,11 @@ def renamed(label: str, params: dict) -> tuple:
 
 
 def upgrade_record(record: dict) -> dict:
-    """A record in today's names. Stores written before the feedback-cut attack had its own name hold it as
+    """A record under the current names. Stores written before the feedback-cut attack had its own name hold it as
     `exact-pgd-eot` with the param `guidance_feedback: false` (labels `exact-pgd*`): it becomes
     `feedback-cut-pgd-eot` (labels `feedback-cut-pgd*`); `guidance_feedback: true` was the exact attack.
     `pgd-classifier` was torchattacks' PGD, whose random start came from the global RNG: those results are
-    kept as `pgd-classifier-torchattacks`, so the seeded `pgd-classifier` of today runs where a config asks."""
+    kept as `pgd-classifier-torchattacks`, so the current seeded `pgd-classifier` runs where a config asks."""
     attacks = {}
     for label, result in record.get("attacks", {}).items():
         label, params = renamed(label, result.get("params", {}))
