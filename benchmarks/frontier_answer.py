@@ -147,18 +147,26 @@ def verdict(a: dict) -> str:
                            + " are cleaner than every DiffPure point, so none is a rival")
     if s["unmeasured"]:
         u = s["unmeasured"]
-        reasons.append(f"for the {counted(u['points'], 'unmeasured')}, even all {u['n']} images robust gives the interval "
+        subject = f"for the {counted(u['points'], 'unmeasured')}, " if s["screened"] else ""  # else: all that is missing
+        reasons.append(f"{subject}even all {u['n']} images robust gives the interval "
                        f"[{u['perfect'][0]:.1%}, 100.0%], which overlaps {u['by']['point']}'s {pct(u['by']['robust'])}")
     missing = [c["point"] for c in s["screened"]] + (s["unmeasured"]["points"] if s["unmeasured"] else [])
     return f"{text}, and the {counted(missing, 'grid point')} still to complete cannot change that: " + "; ".join(reasons)
 
 
 def counted(points: list, noun: str) -> str:
-    """"4 grid points and the variants": how many grid points, and whether variants are among `points`."""
+    """"4 grid points and the wide-window and upsampling variants of mimic-gs4": how many grid points, and the
+    scales whose variants are among `points`."""
     grid = sum(p in grid_points() for p in points)
     noun += "s" if grid > 1 and noun.endswith("point") else ""
+    scales = list(dict.fromkeys(p.rsplit("-", 1)[0] for p in points if p not in grid_points()))
     return " and the ".join(([f"{grid} {noun}"] if grid else [])
-                            + (["wide-window and upsampling variants"] if grid < len(points) else []))
+                            + ([f"wide-window and upsampling variants of {listed(scales)}"] if scales else []))
+
+
+def listed(names: list) -> str:
+    """"a, b and c"."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def answer_sentence(table: list, answers: list, checks: list = ()) -> str:

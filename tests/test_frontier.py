@@ -111,7 +111,8 @@ def test_readme_sentence_answers_on_the_full_grid_or_when_no_missing_point_can_c
             in frontier_answer.answer_sentence(table, [a]))
     bounded = table + [screened(p, 64, 20) for p in a["variants"]]  # screens that cannot win settle it too
     text = frontier_answer.answer_sentence(bounded, [frontier_answer.answer(bounded, 0.2)])
-    assert "beyond the 95% intervals, and the wide-window and upsampling variants still to complete cannot" in text
+    assert ("beyond the 95% intervals, and the wide-window and upsampling variants of mimic-gs8 and mimic-gs4 still to "
+            "complete cannot") in text
     full = table + [row(p, 64, 20) for p in a["variants"]]
     text = frontier_answer.answer_sentence(full, [frontier_answer.answer(full, 0.2)])
     assert "no MimicDiffusion setting beats DiffPure beyond the 95% intervals" in text
@@ -125,7 +126,10 @@ def test_readme_sentence_answers_on_the_full_grid_or_when_no_missing_point_can_c
     partial[-1] = row("diffpure-t0.4", 64, 58)  # 90.6% [81.0%, 95.6%]
     a = frontier_answer.answer(partial, 0.2)
     assert a["decided"] and a["settled_by"]["unmeasured"]["by"]["point"] == "diffpure-t0.4"
-    assert "cannot change that" in frontier_answer.answer_sentence(partial, [a])
+    text = frontier_answer.answer_sentence(partial, [a])  # only unmeasured points: the reason needs no subject
+    assert "the 1 grid point and the wide-window and upsampling variants of mimic-gs4, mimic-gs8, mimic-gs16, " \
+        "mimic-gs32 and mimic-gs64 still to complete cannot change that: even all 64 images robust gives the interval " \
+        "[94.3%, 100.0%]" in text  # every scale's variants while a scale is unmeasured
     # the check must cover the DiffPure point the answer rests on
     assert "not complete" in frontier_answer.answer_sentence(partial, [a], checks)
     both = checks + [{"point": "diffpure-t0.4", "eps": 0.2, "flattened": True}]
@@ -166,14 +170,15 @@ def test_screens_bound_the_worst_case_and_can_settle_the_answer():
     assert a["decided"] and not a["winners"]
     assert [c["point"] for c in a["settled_by"]["screened"]] == grid[:5] + [r["point"] for r in table[4:8]] and table[-1]["point"] == "mimic-gs64"
     text = frontier_answer.answer_sentence(table, [a])
-    assert "the 5 grid points and the wide-window and upsampling variants still to complete cannot change that" in text
+    assert ("the 5 grid points and the wide-window and upsampling variants of mimic-gs4 and mimic-gs8 still to "
+            "complete cannot change that") in text
     assert "screened with feedback-cut-pgd-eot only" in text and "at most mimic-gs4's 46.9% [" in text and "not above the upper end of diffpure-t0.1's 53.1% [" in text
     # a point screened with more of the cascade is named apart from the others; one grid point is one
     mixed = table[:4] + [{**table[4], "screen": {**table[4]["screen"], "attacks": ["feedback-cut-pgd-eot", "exact-pgd-eot"]}}]
     mixed += [{**r, "complete": True, "vote": r["screen"]["vote"], "screen": None} if r["point"] in grid[1:] else r
               for r in table[5:]]
     text = frontier_answer.answer_sentence(mixed, [frontier_answer.answer(mixed, 0.2)])
-    assert ("the 1 grid point and the wide-window and upsampling variants still to complete" in text
+    assert ("the 1 grid point and the wide-window and upsampling variants of mimic-gs4 and mimic-gs8 still to complete" in text
             and f"{table[4]['point']} (screened with feedback-cut-pgd-eot and exact-pgd-eot only), " in text), text
     # the budget check must then cover the DiffPure point that stops the screens
     checks = [{"point": p, "eps": 0.2, "flattened": True} for p in frontier_answer.EXTREMES]
@@ -192,6 +197,10 @@ def test_screens_bound_the_worst_case_and_can_settle_the_answer():
     table.pop()
     a = frontier_answer.answer(table, 0.2)
     assert not a["decided"]  # 64/64 gives [94.3%, 100%], above 64.8%
+    table[-1] = row("diffpure-t0.4", 64, 58)  # 90.6% [81.0%, 95.6%]: now a perfect score cannot win either
+    text = frontier_answer.answer_sentence(table, [frontier_answer.answer(table, 0.2)])
+    assert ("; for the 2 unmeasured and the wide-window and upsampling variants of mimic-gs16, mimic-gs32 and mimic-gs64, "
+            "even all 64 images robust gives") in text
     assert "not yet answered (4 of the 9 grid points measured, 4 screened)" in frontier_answer.answer_sentence(table, [a])
 
 
