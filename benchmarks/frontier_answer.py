@@ -8,8 +8,9 @@ from frontier import POINTS
 from mimic_diffusers.metrics import wilson_interval
 
 EXTREMES = ("mimic-gs4", "mimic-gs64")  # the guidance scales at both ends, rerun at twice the budgets
-VARIANTS = ("wide", "up")  # the authors' window and H as an upsampling, run for the two most robust scales
+# the authors' window and H as an upsampling, run for the two most robust scales
 VARIANT_WORDS = {"wide": "wide-window", "up": "upsampling"}
+VARIANTS = tuple(VARIANT_WORDS)
 
 
 def grid_points() -> list:
@@ -158,18 +159,17 @@ def verdict(a: dict) -> str:
 def counted(points: list, noun: str) -> str:
     """"4 grid points and the wide-window and upsampling variants of mimic-gs4": how many grid points, and
     which variants of which scales are among `points`."""
-    grid = sum(p in grid_points() for p in points)
+    on_grid = set(grid_points())
+    grid = sum(p in on_grid for p in points)
     noun += "s" if grid > 1 and noun.endswith("point") else ""
     kinds = {}  # scale -> its variants among `points`
-    for p in points:
-        if p not in grid_points():
-            scale, kind = p.rsplit("-", 1)
-            kinds.setdefault(scale, []).append(VARIANT_WORDS[kind])
+    for scale, kind in (p.rsplit("-", 1) for p in points if p not in on_grid):
+        kinds.setdefault(scale, []).append(VARIANT_WORDS[kind])
     scales = {}  # scales missing the same variants, named together
     for scale, words in kinds.items():
-        scales.setdefault(" and ".join(words), []).append(scale)
+        scales.setdefault(tuple(words), []).append(scale)
     return " and the ".join(([f"{grid} {noun}"] if grid else [])
-                            + [f"{words} variant{'s' * (len(group) > 1 or ' and ' in words)} of {listed(group)}"
+                            + [f"{' and '.join(words)} variant{'s' * (len(words) * len(group) > 1)} of {listed(group)}"
                                for words, group in scales.items()])
 
 
