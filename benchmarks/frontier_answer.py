@@ -141,8 +141,9 @@ def verdict(a: dict) -> str:
         names = ", ".join(f"{', '.join(points)} (screened with {attacks} only)" for attacks, points in by_attacks.items())
         if rivalled:  # the best of them against the DiffPure point that stops it
             best = max(rivalled, key=lambda c: c["robust"]["ci95"][0])
-            reasons.append(f"{names}, screens that bound the worst case from above, reach at most {best['point']}'s "
-                           f"{pct(best['robust'])}, whose lower end is not above the upper end of "
+            bound = (f"screens that bound the worst case from above, reach at most {best['point']}'s" if len(rivalled) > 1
+                     else "a screen that bounds the worst case from above, reaches at most")
+            reasons.append(f"{names}, {bound} {pct(best['robust'])}, whose lower end is not above the upper end of "
                            f"{best['by']['point']}'s {pct(best['by']['robust'])}")
         if len(rivalled) < len(s["screened"]):
             reasons.append(", ".join(c["point"] for c in s["screened"] if not c["by"])
@@ -162,9 +163,9 @@ def counted(points: list, noun: str) -> str:
     on_grid = set(grid_points())
     grid = sum(p in on_grid for p in points)
     noun += "s" if grid > 1 and noun.endswith("point") else ""
-    kinds = {}  # scale -> its variants among `points`
-    for scale, kind in (p.rsplit("-", 1) for p in points if p not in on_grid):
-        kinds.setdefault(scale, []).append(VARIANT_WORDS[kind])
+    kinds = {}  # scale -> its variants among `points`, always in VARIANTS' order
+    for scale in dict.fromkeys(p.rsplit("-", 1)[0] for p in points if p not in on_grid):
+        kinds[scale] = [VARIANT_WORDS[k] for k in VARIANTS if f"{scale}-{k}" in points]
     scales = {}  # scales missing the same variants, named together
     for scale, words in kinds.items():
         scales.setdefault(tuple(words), []).append(scale)

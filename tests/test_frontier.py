@@ -183,6 +183,15 @@ def test_screens_bound_the_worst_case_and_can_settle_the_answer():
     text = frontier_answer.answer_sentence(mixed, [frontier_answer.answer(mixed, 0.2)])
     assert ("the 1 grid point and the wide-window and upsampling variants of mimic-gs4 and mimic-gs8 still to complete" in text
             and f"{table[4]['point']} (screened with feedback-cut-pgd-eot and exact-pgd-eot only), " in text), text
+    # one screened variant: the variants are named in one order per scale, the screen in the singular
+    scores = {"mimic-gs4": 32, "mimic-gs8": 31}
+    one = [row(p, 64, 58 if p == "diffpure-t0.4" else 34) if p.startswith("diffpure-") else row(p, 64, scores.get(p, 30))
+           for p in grid] + [screened("mimic-gs4-up", 64, 30)]
+    text = frontier_answer.answer_sentence(one, [frontier_answer.answer(one, 0.2)])
+    assert ("the wide-window and upsampling variants of mimic-gs4 and mimic-gs8 still to complete cannot change that: "
+            "mimic-gs4-up (screened with feedback-cut-pgd-eot only), a screen that bounds the worst case from above, "
+            "reaches at most 46.9% [") in text, text
+    assert "; for the wide-window variant of mimic-gs4 and the wide-window and upsampling variants of mimic-gs8, even" in text, text
     # the budget check must then cover the DiffPure point that stops the screens
     checks = [{"point": p, "eps": 0.2, "flattened": True} for p in frontier_answer.EXTREMES]
     assert "not complete" in frontier_answer.answer_sentence(table, [a], checks)
