@@ -163,12 +163,9 @@ def counted(points: list, noun: str) -> str:
     on_grid = set(grid_points())
     grid = sum(p in on_grid for p in points)
     noun += "s" if grid > 1 and noun.endswith("point") else ""
-    kinds = {}  # scale -> its variants among `points`, always in VARIANTS' order
+    scales = {}  # scales missing the same variants (in VARIANTS' order), named together
     for scale in dict.fromkeys(p.rsplit("-", 1)[0] for p in points if p not in on_grid):
-        kinds[scale] = [VARIANT_WORDS[k] for k in VARIANTS if f"{scale}-{k}" in points]
-    scales = {}  # scales missing the same variants, named together
-    for scale, words in kinds.items():
-        scales.setdefault(tuple(words), []).append(scale)
+        scales.setdefault(tuple(VARIANT_WORDS[k] for k in VARIANTS if f"{scale}-{k}" in points), []).append(scale)
     return " and the ".join(([f"{grid} {noun}"] if grid else [])
                             + [f"{' and '.join(words)} variant{'s' * (len(words) * len(group) > 1)} of {listed(group)}"
                                for words, group in scales.items()])
