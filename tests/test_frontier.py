@@ -224,3 +224,15 @@ def test_plot_labels_of_close_points_are_stacked_on_distinct_lines():
     stacked = [offsets[i] for i in (0, 2, 3)]  # a chain within 0.06: one cluster, left to right
     assert [dy for _, dy in stacked] == [-frontier_plot.LINE_PT * k for k in (1, 2, 3)]
     assert frontier_plot.knob("mimic-gs4-up") == "gs4-up" and frontier_plot.knob("diffpure-t0.3") == "t0.3"
+
+
+def test_report_marks_variants_an_eps_does_not_need():
+    scales = [row(f"mimic-gs{s}", 64, robust) for s, robust in ((4, 50), (8, 40), (16, 30), (32, 45), (64, 20))]
+    unmeasured = [{"point": p, "method": "mimic", "eps": 0.2, "complete": False, "n": 0, "options": {}}
+                  for p in ("mimic-gs4-wide", "mimic-gs8-wide")]
+    for r in scales:
+        r.update(first=r["vote"], options={}, attacks={}, attacked=[0, 0], attack_minutes=0)
+    text = frontier_report.markdown(scales + unmeasured, [], [])
+    # gs4 and gs32 are the two most robust: gs4-wide is still to run, gs8-wide is not needed
+    assert "| mimic-gs4-wide |  | 0.2 | 0 | incomplete |" in text
+    assert "| mimic-gs8-wide |  | 0.2 | 0 | not needed" in text
