@@ -28,6 +28,11 @@ def variant_points(table: list, eps: float, rule: str = "vote") -> list:
     return [f"{p}-{v}" for p in best for v in VARIANTS]
 
 
+def needed_points(table: list, eps: float, rule: str = "vote") -> list:
+    """Every point one eps needs before it is answered: the grid and its variants."""
+    return grid_points() + variant_points(table, eps, rule)
+
+
 def pct(a: dict) -> str:
     return f"{a['accuracy']:.1%} [{a['ci95'][0]:.1%}, {a['ci95'][1]:.1%}]"
 
@@ -42,7 +47,7 @@ def answer(table: list, eps: float, rule: str = "vote") -> dict:
     winners = [m["point"] for m in mimic if beats(m[rule]["clean"]["accuracy"], m[rule]["robust"]["ci95"][0], diffpure, rule)]
     measured = {r["point"] for r in done}
     variants = variant_points(table, eps, rule)
-    required = grid_points() + variants
+    required = needed_points(table, eps, rule)
     out = {"eps": eps, "rule": rule, "mimic_points": len(mimic), "diffpure_points": len(diffpure),
            "grid_points": sum(p in measured for p in grid_points()), "winners": winners,
            "decided": all(p in measured for p in required), "settled_by": None,

@@ -22,8 +22,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from frontier import POINTS, point_config  # noqa: E402
-from frontier_answer import (answer, answer_sentence, grid_points, missing_checks, pct, still_to_run,  # noqa: E402
-                             variant_points, verdict)
+from frontier_answer import (answer, answer_sentence, missing_checks, needed_points, pct, still_to_run,  # noqa: E402
+                             verdict)
 from frontier_plot import plot  # noqa: E402
 
 from mimic_diffusers.evaluation import (EvalConfig, merge_records, read_records, report_store, threat_key,  # noqa: E402
@@ -124,13 +124,14 @@ def markdown(table: list, answers: list, checks: list, protocol: str = "") -> st
     lines = ([protocol, ""] if protocol else []) + ["| point | options | eps | N | clean (vote of K) | worst case (vote of K) | clean (first) | "
              "worst case (first) | robust after each attack (cumulative), first / vote | attacked / all | attack minutes |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    needed = {eps: needed_points(table, eps) for eps in {r["eps"] for r in table}}
     for r in table:
         opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
         if not r["complete"] and not r.get("screen"):
-            # a variant the study runs only for the two most robust scales of the other eps
-            unneeded = r["n"] == 0 and r["point"] not in grid_points() + variant_points(table, r["eps"])
-            lines.append(f"| {r['point']} | {opts} | {r['eps']:g} | {r['n']} | "
-                         f"{'not needed (not a variant of the two most robust scales at this eps)' if unneeded else 'incomplete'} | | | | | | |")
+            # a store holds both eps, but the variants run only for each eps's two most robust scales
+            unneeded = r["n"] == 0 and r["point"] not in needed[r["eps"]]
+            state = "not needed (not a variant of the two most robust scales at this eps)" if unneeded else "incomplete"
+            lines.append(f"| {r['point']} | {opts} | {r['eps']:g} | {r['n']} | {state} | | | | | | |")
             continue
         m, bound = (r, "**{}**") if r["complete"] else (r["screen"], "at most {} (screen: " + ", ".join(r["screen"]["attacks"]) + " only)")
         per = "; ".join(f"{k} {a['first']:.0%} / {a['vote']:.0%}" for k, a in r["attacks"].items())
