@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple:
@@ -22,15 +22,18 @@ def accuracy(correct: Sequence[bool]) -> dict:
     return {"accuracy": k / n if n else float("nan"), "n": n, "correct": k, "ci95": [low, high]}
 
 
-def majority_vote(votes: List[List[int]]) -> List[int]:
-    """`votes[k][i]` = label of sample i in purification k -> the most frequent label per sample
-    (ties go to the smallest label, deterministically)."""
+def majority_vote(votes: List[List[int]]) -> List[Optional[int]]:
+    """`votes[k][i]` = label of sample i in purification k -> the most frequent label per sample, or None
+    where two labels tie for most votes: a tie names no label, so it is never scored correct (the
+    conservative rule; breaking it toward the smaller label would favour small classes)."""
     result = []
     for labels in zip(*votes):
         counts: Dict[int, int] = {}
         for label in labels:
             counts[label] = counts.get(label, 0) + 1
-        result.append(min(counts, key=lambda c: (-counts[c], c)))
+        top = max(counts.values())
+        winners = [c for c, k in counts.items() if k == top]
+        result.append(winners[0] if len(winners) == 1 else None)
     return result
 
 

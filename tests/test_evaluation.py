@@ -26,7 +26,7 @@ def test_wilson_interval_known_values():
 
 def test_majority_vote_and_worst_case():
     assert majority_vote([[1, 2, 3], [1, 0, 3], [4, 0, 3]]) == [1, 0, 3]
-    assert majority_vote([[1], [2]]) == [1]  # ties: smallest label
+    assert majority_vote([[1], [2]]) == [None]  # a tie names no label
     assert worst_case({"a": [True, True, False], "b": [True, False, True]}) == [True, False, False]
     scored = score_votes([[1, 2, 3], [1, 0, 3], [4, 2, 3]], [1, 2, 3])
     assert scored == {"correct": [True, True, True], "vote_correct": [True, True, True], "all_correct": [False, False, True]}
@@ -148,7 +148,7 @@ def test_attack_added_later_runs_alone_and_matches_a_run_with_it_from_the_start(
 def test_store_of_other_batches_or_attack_params_is_a_clear_error(pipeline_dir, tmp_path):
     attacks = [{"name": "pgd-classifier", "params": {"steps": 2}}]
     run_evaluation(EvalConfig(**make_config(pipeline_dir, tmp_path, attacks=attacks, num_samples=4)).validate())
-    with pytest.raises(ValueError, match="batch_size=4"):
+    with pytest.raises(ValueError, match="batch_size: store 2, config 4"):
         run_evaluation(EvalConfig(**make_config(pipeline_dir, tmp_path, attacks=attacks, num_samples=4, batch_size=4)).validate())
     changed = [{"name": "pgd-classifier", "params": {"steps": 5}}]
     with pytest.raises(ValueError, match="attack 'pgd-classifier' with params .*'label'"):

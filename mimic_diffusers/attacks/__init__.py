@@ -15,7 +15,7 @@ from typing import Dict, List
 from .autoattack import AutoAttackAdapter
 from .chain import DifferentiableChain
 from .cw import CWL2
-from .defense import GRADIENT_MODES, PurifyThenClassify, gradient_diagnostics, input_gradient
+from .defense import GRADIENT_MODES, PurifyThenClassify, gradient_diagnostics, input_gradient, stream_seed
 from .pgd_eot import PGDEOT, check_threat
 from .square import Square
 
@@ -31,6 +31,9 @@ class AttackEntry:
     defaults: Dict = field(default_factory=dict)  # defaults a config may override
     gradient_free: bool = False  # uses scores only: the check on every gradient attack
     adaptive: bool = True  # False: ignores the purifier (an upper bound, never a robustness claim)
+    # False: the attack (library code) queries the defense on subsets of its batch, where per-sample noise
+    # streams cannot follow a sample, so the evaluation runs it one sample at a time (batch independent)
+    batch_independent: bool = True
 
 
 _CHAIN = "PGD-EOT (margin or CE loss) through every purification step, sign(.) given a surrogate derivative"
@@ -38,9 +41,9 @@ ATTACKS: Dict[str, AttackEntry] = {
     "pgd-classifier": AttackEntry(PGDEOT, "classifier", "PGD on the bare classifier, then purification "
                                   "(non-adaptive: an upper bound)", defaults={"steps": 40}, adaptive=False),
     "autoattack-standard": AttackEntry(AutoAttackAdapter, "autograd", "AutoAttack standard with plain autograd "
-                                       "through the purifier (the paper's protocol)", fixed={"version": "standard"}),
+                                       "through the purifier (the paper's protocol)", fixed={"version": "standard"}, batch_independent=False),
     "autoattack-rand": AttackEntry(AutoAttackAdapter, "autograd", "AutoAttack rand (APGD-CE/DLR with EOT) with "
-                                   "plain autograd through the purifier", fixed={"version": "rand"}),
+                                   "plain autograd through the purifier", fixed={"version": "rand"}, batch_independent=False),
     "pgd-eot": AttackEntry(PGDEOT, "autograd", "PGD-EOT with plain autograd through the purifier"),
     "bpda-eot": AttackEntry(PGDEOT, "bpda", "PGD-EOT with BPDA: forward purifies, backward is the identity "
                             "(Athalye et al. 2018)"),
@@ -48,7 +51,7 @@ ATTACKS: Dict[str, AttackEntry] = {
     "feedback-cut-pgd-eot": AttackEntry(PGDEOT, "feedback-cut", f"{_CHAIN}, dropping each guidance term's "
                                         "derivative w.r.t. x_t (keeps d g / d x_adv): not the exact gradient"),
     "square": AttackEntry(Square, "autograd", "Square Attack: gradient-free, score based (Andriushchenko et al. "
-                          "2020)", gradient_free=True),
+                          "2020)", gradient_free=True, batch_independent=False),
     "cw-l2": AttackEntry(CWL2, "bpda", "Carlini-Wagner l2 with BPDA gradients; a perturbation over eps counts "
                          "as a failed attack"),
 }
@@ -79,7 +82,8 @@ def create_attack(name: str, pipe, eps: float, norm: str = "Linf", seed: int = 0
         pipe: a `MimicDiffusionPipeline` with a classifier component.
         eps: the perturbation budget (>= 0) in [0, 1] pixel units.
         norm: 'Linf' or 'L2'.
-        seed: seeds the attack's random start and the defense's purification noise.
+        seed: seeds the attack's random start and the defense's purification noise: one integer, or one per
+            sample of the batch to attack (per-sample streams: each result independent of the batch).
         params: the attack's own parameters (e.g. steps, eot, step_size, loss) and the defense options its
             gradient accepts (`DEFENSE_OPTIONS[ATTACKS[name].gradient]`, e.g. num_inference_steps, tau).
     Returns:
@@ -105,8 +109,9 @@ def create_attack(name: str, pipe, eps: float, norm: str = "Linf", seed: int = 0
                          f"{sorted(allowed | set(accepted))} (its gradient, {entry.gradient!r}, is fixed by its name)")
     defense = PurifyThenClassify(pipe, gradient=entry.gradient, seed=seed, **defense_kw)
     kwargs = {**entry.defaults, **params, **entry.fixed, "eps": eps, "norm": norm}
-    if "seed" in signature:
-        kwargs["seed"] = seed
+    if "seed" in signature:  # one seed per sample reaches an attack that cannot use a list as one integer
+        kwargs["seed"] = (seed if isinstance(seed, int) or entry.batch_independent
+                          else stream_seed(*seed) % 2**31)
     attack = entry.cls(defense, **kwargs)
     attack.defense, attack.name = defense, name
     return attack

@@ -12,15 +12,17 @@ How its gradient w.r.t. the input is computed is the `gradient` mode:
   of the sign pull) is dropped, its derivative w.r.t. the input kept. Not the exact gradient; measured
   on the shipped MNIST default it is the stronger attack (README, "Why the exact attack was weak").
 - 'classifier': the gradient of the bare classifier (non-adaptive attacks: purification ignored).
-Every forward draws fresh purification noise from the module's own generator (EOT sees new samples);
-`reseed(seed)` fixes the stream so an evaluation batch is reproducible. `forward_draws(x, draws)` instead
-gives every (draw, image) pair its own noise stream, seeded by (seed, draw, position in the batch), so K
-EOT draws run as one batched chain and give what K single-draw calls give (batched EOT).
+Every forward draws fresh purification noise (EOT sees new samples). Seeded with one integer, the noise
+comes from the module's own generator, so it depends on the batch; `forward_draws(x, draws)` gives every
+(draw, position in the batch) its own stream (batched EOT). Seeded with one integer PER SAMPLE (`seed=[...]`,
+what the evaluation does), every sample has its own streams, keyed by (its seed, purpose, draw): a sample's
+result then depends neither on the batch size nor on which other samples share its batch.
 """
 from __future__ import annotations
 
 import hashlib
-from typing import List, Optional, Sequence
+import numbers
+from typing import List, Optional, Sequence, Union
 
 import torch
 
@@ -40,7 +42,7 @@ class PurifyThenClassify(torch.nn.Module):
         sign_surrogate: str = "ste",
         tau: float = 0.05,
         checkpoint_steps: bool = True,
-        seed: int = 0,
+        seed: Union[int, Sequence[int]] = 0,
     ):
         super().__init__()
         if gradient not in GRADIENT_MODES:
@@ -51,16 +53,31 @@ class PurifyThenClassify(torch.nn.Module):
         self.pipe, self.gradient = pipe, gradient
         self.num_inference_steps = num_inference_steps
         self.gradient_steps = gradient_steps or num_inference_steps
-        self.generator = torch.Generator(device=pipe.device).manual_seed(seed)
-        self.seed = seed
+        self.generator = torch.Generator(device=pipe.device)
+        self.reseed(seed)
         # how an autograd/exact/feedback-cut forward runs each step (bpda and classifier need no chain)
         self.chain = (DifferentiableChain(checkpoint_steps=checkpoint_steps) if gradient == "autograd" else
                       DifferentiableChain(sign_surrogate=sign_surrogate, surrogate_tau=tau, checkpoint_steps=checkpoint_steps,
                                           guidance_feedback=gradient == "exact"))
 
-    def reseed(self, seed: int) -> None:
-        self.generator.manual_seed(int(seed))
-        self.seed = int(seed)
+    def reseed(self, seed: Union[int, Sequence[int]]) -> None:
+        """One integer: a shared stream. A sequence: one seed per sample of the batches to come (per-sample streams)."""
+        shared = isinstance(seed, numbers.Integral)
+        self.sample_seeds = None if shared else [int(s) for s in seed]
+        self.seed = int(seed) if shared else stream_seed(*self.sample_seeds) % 2**63
+        self.generator.manual_seed(self.seed)
+        self.calls = 0  # forwards so far: the draw index of a per-sample forward without explicit draws
+
+    def sample_generators(self, purpose: str, draws: Sequence[int], batch: int) -> Optional[List[torch.Generator]]:
+        """Per-sample mode: a generator per (draw, sample), draw-major, keyed by (sample seed, purpose, draw);
+        None in shared-stream mode. A batch that is not the seeded samples is an error, never a silent mix."""
+        if self.sample_seeds is None:
+            return None
+        if batch != len(self.sample_seeds):
+            raise ValueError(f"this defense was seeded for {len(self.sample_seeds)} samples (one seed each) but got a "
+                             f"batch of {batch}: attack the seeded samples together, or reseed it")
+        return [torch.Generator(device=self.pipe.device).manual_seed(stream_seed(s, purpose, d))
+                for d in draws for s in self.sample_seeds]
 
     def purify(self, x: torch.Tensor, chain: Optional[DifferentiableChain] = None, steps: Optional[int] = None,
                generator=None) -> torch.Tensor:
@@ -69,6 +86,9 @@ class PurifyThenClassify(torch.nn.Module):
                          output_type="pt", chain=chain).images
 
     def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        if generator is None and self.sample_seeds is not None:
+            generator = self.sample_generators("attack", [self.calls], len(x))
+            self.calls += 1
         wants_grad = torch.is_grad_enabled() and x.requires_grad
         if not wants_grad:
             with torch.no_grad():
@@ -89,10 +109,13 @@ class PurifyThenClassify(torch.nn.Module):
         return self(x.repeat(len(draws), *[1] * (x.ndim - 1)), generator=self.stream_generators(draws, len(x)))
 
     def stream_generators(self, draws: Sequence[int], batch: int) -> List[torch.Generator]:
-        def seed(draw, i):
-            return int(hashlib.sha256(f"{self.seed}/{draw}/{i}".encode()).hexdigest()[:15], 16)
-
-        return [torch.Generator(device=self.pipe.device).manual_seed(seed(d, i)) for d in draws for i in range(batch)]
+        """A generator per (draw, image): per-sample streams when seeded per sample, else keyed by
+        (seed, draw, position in the batch)."""
+        per_sample = self.sample_generators("attack-draw", draws, batch)
+        if per_sample is not None:
+            return per_sample
+        return [torch.Generator(device=self.pipe.device).manual_seed(stream_seed(self.seed, d, i))
+                for d in draws for i in range(batch)]
 
     def max_draws_per_forward(self, x: torch.Tensor, limit: int, memory_fraction: float = 0.5) -> int:
         """The most EOT draws of batch `x` one chain can hold within `memory_fraction` of the free memory
@@ -106,8 +129,15 @@ class PurifyThenClassify(torch.nn.Module):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, votes: int = 1) -> torch.Tensor:
-        """Labels from `votes` independent purifications: (votes, B)."""
-        return torch.stack([self.classifier(self.purify(x)).argmax(1) for _ in range(votes)])
+        """Labels from `votes` independent purifications: (votes, B). Per-sample mode draws them from each
+        sample's own "predict" streams, apart from any attack's."""
+        gens = [self.sample_generators("predict", [k], len(x)) for k in range(votes)]
+        return torch.stack([self.classifier(self.purify(x, generator=g)).argmax(1) for g in gens])
+
+
+def stream_seed(*parts) -> int:
+    """A 60-bit seed from any parts (seeds, purposes, draws, ids): independent streams for distinct parts."""
+    return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:15], 16)
 
 
 def input_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .defense import stream_seed
+
 
 NORMS = ("Linf", "L2")
 
@@ -77,10 +79,11 @@ class PGDEOT:
 
     def _loss_grad(self, x, y):
         """The EOT-mean loss gradient and margin: draws one per call from the defense's shared stream
-        (eot_batch None), or `per_call` at a time through `forward_draws` (a stream per draw and image)."""
-        batched = self.eot_batch is not None
-        per_call = (1 if not batched else self.model.max_draws_per_forward(x, self.eot) if self.eot_batch == "auto"
-                    else min(self.eot_batch, self.eot))
+        (eot_batch None), or `per_call` at a time through `forward_draws` (a stream per draw and image;
+        always so for a defense seeded per sample)."""
+        batched = self.eot_batch is not None or getattr(self.model, "sample_seeds", None) is not None
+        per_call = (1 if self.eot_batch is None else self.model.max_draws_per_forward(x, self.eot)
+                    if self.eot_batch == "auto" else min(self.eot_batch, self.eot))
         grad, score = torch.zeros_like(x), torch.zeros(len(x), device=x.device)
         for first in range(0, self.eot, per_call):
             draws = range(self.draws + first, self.draws + min(first + per_call, self.eot))
@@ -92,12 +95,21 @@ class PGDEOT:
         self.draws += self.eot
         return grad / self.eot, score / self.eot
 
+    def _uniform(self, x: torch.Tensor) -> torch.Tensor:
+        """U[0, 1) noise shaped like `x` for the random start: one generator per sample when the seed is a
+        list (one seed per sample: batch independent), else one for the batch."""
+        if isinstance(self.seed, (list, tuple)):
+            if len(self.seed) != len(x):
+                raise ValueError(f"seed: got {len(self.seed)} per-sample seeds for a batch of {len(x)}")
+            gens = [torch.Generator(device=x.device).manual_seed(stream_seed(s, "start")) for s in self.seed]
+            return torch.stack([torch.rand(x.shape[1:], generator=g, device=x.device) for g in gens])
+        return torch.rand(x.shape, generator=torch.Generator(device=x.device).manual_seed(self.seed), device=x.device)
+
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        g = torch.Generator(device=x.device).manual_seed(self.seed)
         self.draws = 0
         delta = torch.zeros_like(x)
         if self.random_start and self.eps > 0:
-            delta = project((torch.rand(x.shape, generator=g, device=x.device) * 2 - 1) * self.eps, self.eps, self.norm)
+            delta = project((self._uniform(x) * 2 - 1) * self.eps, self.eps, self.norm)
         x_adv = (x + delta).clamp(0, 1)
         best, best_score = x_adv.clone(), torch.full((len(x),), float("inf"), device=x.device)
         log = []

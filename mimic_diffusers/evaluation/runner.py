@@ -1,9 +1,13 @@
 """Running an evaluation: the Accelerate loop over the units a store lacks, one unit's attacks and their
 scores, and the example grids.
 
-Every attack reseeds the defense from (seed, batch, threat, attack): results do not depend on which
-process ran it, on resumes, or on which other attacks share the run. Attacks live in `attacks/`; this
-module only schedules them.
+Seeds (`SEED_SCHEME`): each attack's seed comes from (seed, threat, attack label), so two labels of one attack
+are independent restarts; each sample's random start, EOT noise and evaluation noise come from streams keyed
+by (that seed, sample id, purpose, draw), so a result depends neither on the process, on resumes, on which
+other attacks ran, nor on which other samples share its batch (a cascade's survivors). Every record states
+its scheme and seeds; a record without `seed_scheme` was made by the earlier scheme (one stream per batch,
+seeded by (seed, batch, threat, attack name), and vote ties given to the smallest label). Attacks live in
+`attacks/`; this module only schedules them.
 """
 from __future__ import annotations
 
@@ -17,16 +21,25 @@ from typing import List, Optional
 
 import torch
 
-from ..attacks import PurifyThenClassify, create_attack
-from ..metrics import majority_vote
+from ..attacks import PurifyThenClassify, create_attack, get_attack_entry
 from ..defaults import load_pipeline
+from ..metrics import majority_vote
 from . import store
 from .config import EvalConfig, attack_label, attack_params, threat_key
 from .summary import report_store
 
+# How the records of this code are seeded and voted (see the module docstring); stored in every record.
+SEED_SCHEME = "per-sample-v2"
+VOTE_RULE = "tie-not-robust"
+
 
 def unit_seed(*parts) -> int:
     return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+
+
+def sample_seeds(seed: int, ids: List[int]) -> List[int]:
+    """One seed per sample id: the root of that sample's noise streams under `seed`."""
+    return [unit_seed(seed, "sample", i) for i in ids]
 
 
 def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optional[dict], attacks=None,
@@ -34,42 +47,68 @@ def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optio
     """One batch under one threat (or clean when threat is None) -> a JSON-able record.
     `attacks`: the attack specs to run (default: all of the config's). `targets`: the samples to attack (a
     cascade's survivors; default all); the others get None scores and the record lists `targets`."""
-    record = {"batch": batch, "threat": threat_key(threat) if threat else "clean", "ids": ids, "labels": y.tolist()}
+    record = {"batch": batch, "threat": threat_key(threat) if threat else "clean", "ids": ids, "labels": y.tolist(),
+              "seed_scheme": SEED_SCHEME, "vote_rule": VOTE_RULE}
     defense = PurifyThenClassify(pipe, num_inference_steps=config.num_inference_steps)
     if threat is None:
-        defense.reseed(unit_seed(config.seed, batch, "clean"))
-        record.update(score_votes(defense.predict(x, config.votes).tolist(), y.tolist()))
+        record["seed"] = unit_seed(config.seed, "clean")
+        defense.reseed(sample_seeds(record["seed"], ids))
+        predictions = defense.predict(x, config.votes).tolist()
+        record.update(score_votes(predictions, y.tolist()), predictions=predictions)
         return record
     record["attacks"] = {}
     picked = [i for i in range(len(ids)) if targets is None or targets[i]]
     x, y = x[picked], y[picked]
     for spec in config.attacks if attacks is None else attacks:
-        params = attack_params(spec, config)
-        seed = unit_seed(config.seed, batch, record["threat"], spec["name"])
+        params, label = attack_params(spec, config), attack_label(spec)
+        seed = unit_seed(config.seed, record["threat"], label)
+        seeds = sample_seeds(seed, [ids[i] for i in picked])
         start = time.time()
-        result = {"name": spec["name"], **{score: [None] * len(ids) for score in store.SCORES},
+        result = {"name": spec["name"], "seed": seed, **{score: [None] * len(ids) for score in store.SCORES},
+                  "predictions": [[None] * len(ids) for _ in range(config.votes)],
                   "max_abs_perturbation": 0.0, "diagnostics": {}}
         if picked:
-            attack = create_attack(spec["name"], pipe, eps=threat["eps"], norm=threat["norm"], seed=seed, **params)
-            x_adv = attack(x, y)
-            defense.reseed(seed + 1)
-            for score, values in score_votes(defense.predict(x_adv, config.votes).tolist(), y.tolist()).items():
+            x_adv, diagnostics = run_attack(pipe, spec["name"], threat, seeds, params, x, y)
+            defense.reseed(seeds)
+            predictions = defense.predict(x_adv, config.votes).tolist()
+            for score, values in score_votes(predictions, y.tolist()).items():
                 for i, value in zip(picked, values):
                     result[score][i] = value
+            for k, row in enumerate(predictions):
+                for i, value in zip(picked, row):
+                    result["predictions"][k][i] = value
             result.update(max_abs_perturbation=float((x_adv - x).abs().flatten(1).max(1).values.max()),
-                          diagnostics=dict(attack.diagnostics))
+                          diagnostics=diagnostics)
             if batch == 0 and config.examples:
                 save_example_grid(pipe, defense, x[: config.examples], x_adv[: config.examples], y[: config.examples],
-                                  os.path.join(config.report_dir or config.output_dir, f"examples_{record['threat']}_{attack_label(spec)}.png"))
-        record["attacks"][attack_label(spec)] = {**result, "seconds": time.time() - start, "params": params,
-                                                 **({} if targets is None else {"targets": list(targets)})}
+                                  os.path.join(config.report_dir or config.output_dir, f"examples_{record['threat']}_{label}.png"))
+        record["attacks"][label] = {**result, "seconds": time.time() - start, "params": params,
+                                    **({} if targets is None else {"targets": list(targets)})}
     return record
+
+
+def run_attack(pipe, name: str, threat: dict, seeds: List[int], params: dict, x, y) -> tuple:
+    """(x_adv, diagnostics) of attack `name` on `x`, one seed per sample. An attack that queries the defense on
+    subsets of its batch (`AttackEntry.batch_independent` False) runs one sample at a time, so that no result
+    depends on the batch; its numeric diagnostics are then averaged over the samples."""
+    def attack(xs, ys, ss):
+        a = create_attack(name, pipe, eps=threat["eps"], norm=threat["norm"], seed=ss, **params)
+        return a(xs, ys), dict(a.diagnostics)
+
+    if get_attack_entry(name).batch_independent:
+        return attack(x, y, seeds)
+    runs = [attack(x[i : i + 1], y[i : i + 1], seeds[i : i + 1]) for i in range(len(x))]
+    first = runs[0][1]
+    diagnostics = {k: (sum(r[1][k] for r in runs) / len(runs) if isinstance(v, (int, float)) and not isinstance(v, bool)
+                       else v) for k, v in first.items()}
+    return torch.cat([r[0] for r in runs]), diagnostics
 
 
 def score_votes(votes: List[List[int]], labels: List[int]) -> dict:
     """`votes[k][i]`: label of sample i in purification k. `correct` scores the first purification,
-    `vote_correct` the majority, `all_correct` every one of the K (DiffBreak's reading: an attack that
-    fools any purification has won, as it would on a user who purifies until the label changes)."""
+    `vote_correct` the majority (a tie is not correct: `majority_vote`), `all_correct` every one of the K
+    (DiffBreak's reading: an attack that fools any purification has won, as it would on a user who purifies
+    until the label changes)."""
     return {"correct": [p == t for p, t in zip(votes[0], labels)],
             "vote_correct": [p == t for p, t in zip(majority_vote(votes), labels)],
             "all_correct": [all(v[i] == t for v in votes) for i, t in enumerate(labels)]}
@@ -103,11 +142,16 @@ def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None, run_attac
     os.makedirs(config.output_dir, exist_ok=True)
     os.makedirs(config.report_dir or config.output_dir, exist_ok=True)
     pipe = load_pipeline(config.pipeline, config.scheduler_options, accelerator.device)
+    header = store.expected_header(config, pipeline_fingerprint(pipe))
+    store.check_header(config.output_dir, header)
     dataset = load_image_dataset(config.dataset, split=config.split)
     if config.num_samples > len(dataset):
         raise ValueError(f"num_samples={config.num_samples} exceeds the {len(dataset)} images of {config.dataset}/{config.split}")
     x_all, y_all = to_tensors(dataset, pipe.unet.config.in_channels, indices=range(config.num_samples))
     units = store.pending_units(run_config, store.merge_records(store.read_records(config.output_dir)))
+    accelerator.wait_for_everyone()  # every process has checked the store before the header is written
+    if units and accelerator.is_main_process:
+        store.write_header(config.output_dir, header)
     started = time.time()
     shard = os.path.join(config.output_dir, f"results.rank{accelerator.process_index}.jsonl")
     # Clean passes first: an attack is scored against the clean prediction, and a cascade attacks only
@@ -145,6 +189,23 @@ def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None, run_attac
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {accelerator.num_processes} process(es), "
                        f"device {accelerator.device.type}, torch {torch.__version__}"})
     return report_store(config, write=accelerator.is_main_process)
+
+
+def pipeline_fingerprint(pipe) -> str:
+    """sha256 of what makes the defense: every component's config and weights (the scheduler's config with
+    the evaluation's options applied), so a store never mixes records of two pipelines."""
+    h = hashlib.sha256()
+    for name in ("unet", "scheduler", "classifier"):
+        component = getattr(pipe, name, None)
+        if component is None:
+            continue
+        config = getattr(component, "config", None)
+        h.update(f"{name}:{sorted(dict(config).items()) if config is not None else type(component).__name__}".encode())
+        if isinstance(component, torch.nn.Module):
+            for key, tensor in sorted(component.state_dict().items()):
+                h.update(key.encode())
+                h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def save_example_grid(pipe, defense, x, x_adv, y, path):

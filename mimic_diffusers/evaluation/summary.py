@@ -122,6 +122,9 @@ def report_store(config: EvalConfig, write: bool = True) -> dict:
     records = store.read_records(config.output_dir)
     if not records:
         raise FileNotFoundError(f"output_dir {config.output_dir!r} holds no results.rank*.jsonl records to report on")
+    # the store's header and sample ids must match the config (the pipeline is not loaded: not checked here)
+    store.check_header(config.output_dir, store.expected_header(config, None))
+    store.check_ids(config, store.merge_records(records))
     summary = summarize(records, config)
     if write:
         from ..reports import write_reports
