@@ -13,6 +13,7 @@ point's worst case from above, which can settle that a point cannot beat DiffPur
 import argparse
 import dataclasses
 import os
+from dataclasses import dataclass, field
 
 from mimic_diffusers.evaluation import EvalConfig, run_evaluation
 
@@ -21,13 +22,28 @@ DIFFPURE_STARTS = (0.1, 0.2, 0.3, 0.4)
 # the authors' code's window (the `mimic-official` preset), wider than the paper's 50%..20% T
 AUTHORS_WINDOW = dict(guidance_window_start=0.79, guidance_window_end=0.11)
 
+
+
+@dataclass(frozen=True)
+class Point:
+    """One setting of the study: its method, the value of the method's knob (guidance scale; t*), the variant
+    ("" for the method's own recipe, "wide" for the authors' window, "up" for H as an upsampling) and the
+    scheduler options that make it."""
+
+    method: str
+    knob: float
+    variant: str = ""
+    options: dict = field(default_factory=dict)
+
+
+VARIANT_OPTIONS = {"": {}, "wide": AUTHORS_WINDOW, "up": dict(sr_direction="up")}
 POINTS = {}
 for scale in GUIDANCE_SCALES:
-    POINTS[f"mimic-gs{scale}"] = dict(guidance_scale=float(scale))
-    POINTS[f"mimic-gs{scale}-wide"] = dict(guidance_scale=float(scale), **AUTHORS_WINDOW)
-    POINTS[f"mimic-gs{scale}-up"] = dict(guidance_scale=float(scale), sr_direction="up")
+    for variant, extra in VARIANT_OPTIONS.items():
+        POINTS[f"mimic-gs{scale}{'-' + variant if variant else ''}"] = Point(
+            "mimic", float(scale), variant, dict(guidance_scale=float(scale), **extra))
 for start in DIFFPURE_STARTS:
-    POINTS[f"diffpure-t{start:g}"] = dict(preset="diffpure", purification_start=start)
+    POINTS[f"diffpure-t{start:g}"] = Point("diffpure", start, "", dict(preset="diffpure", purification_start=start))
 
 
 def point_config(base: EvalConfig, point: str, output_dir: str) -> EvalConfig:
@@ -35,7 +51,7 @@ def point_config(base: EvalConfig, point: str, output_dir: str) -> EvalConfig:
     if point not in POINTS:
         raise ValueError(f"unknown point {point!r}; choose from {sorted(POINTS)}")
     return dataclasses.replace(base, output_dir=os.path.join(output_dir, point), report_dir=None,
-                               scheduler_options=dict(POINTS[point])).validate()
+                               scheduler_options=dict(POINTS[point].options)).validate()
 
 
 def main():

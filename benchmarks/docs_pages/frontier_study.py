@@ -1,4 +1,4 @@
-"""The frontier study's page and the README's one-sentence answer, from `frontier.json` and the stores' run logs."""
+"""The frontier study's page and the README's answer table, from `frontier.json` and the stores' run logs."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ def frontier() -> str:
     path = os.path.join(RESULTS, "frontier", "frontier.json")
     d = load(path)
     text = header(f"`{rel(path)}` (written by `python benchmarks/frontier_report.py` from the stores)")
-    text += frontier_report.markdown(d["table"], d["answers"], d["budget_check"], d["protocol"])
+    text += frontier_report.markdown(d["table"], d["comparisons"], d["budget_check"], d["protocol"], d["legacy_records"])
     runs = []
     for point in sorted({r["point"] for r in d["table"]}):
         log = os.path.join(RESULTS, "frontier", point, "runs.jsonl")
@@ -30,4 +30,4 @@ def frontier() -> str:
 
 def frontier_answer() -> str:
     path = os.path.join(RESULTS, "frontier", "frontier.json")
-    return header(f"`{rel(path)}` (written by `python benchmarks/frontier_report.py` from the stores)") + load(path)["sentence"]
+    return header(f"`{rel(path)}` (written by `python benchmarks/frontier_report.py` from the stores)") + load(path)["answer"]
