@@ -63,13 +63,16 @@ def main():
                    "the cascade's first stages; a later run without it adds the rest)")
     p.add_argument("--num-samples", type=int, help="overrides the config's num_samples")
     p.add_argument("--output-dir", default="runs/eval/frontier")
+    p.add_argument("--note", help="kept with the run's line in each store's runs.jsonl (what makes its wall time "
+                   "not comparable)")
     args = p.parse_args()
     unknown = [q for q in args.points if q not in POINTS]
     if unknown:
         p.error(f"--points: unknown {unknown}; choose from {sorted(POINTS)}")
     base = EvalConfig.from_file(args.config, num_samples=args.num_samples)
     for point in args.points:
-        run_evaluation(point_config(base, point, args.output_dir), run_eps=args.eps, run_attacks=args.attacks)
+        run_evaluation(point_config(base, point, args.output_dir), run_eps=args.eps, run_attacks=args.attacks,
+                       note=args.note)
 
 
 if __name__ == "__main__":

@@ -280,29 +280,6 @@ def test_summarize_one_metric_definition_worst_cases_and_warnings_by_type():
         "Linf-0.3: gradient-free attack beats bpda-eot (50.0% < 75.0%): bpda-eot's gradient is masked or the attack is too weak"]
 
 
-def test_store_written_before_the_feedback_cut_had_its_name_resumes_under_it(tmp_path):
-    """Records of `exact-pgd-eot` with `guidance_feedback: false` (how the feedback-cut attack was stored)
-    read back as `feedback-cut-pgd-eot`: a config naming it finds them done, and nothing reruns."""
-    from mimic_diffusers.evaluation import merge_records, pending_units
-
-    params = {"steps": 1, "tau": 0.5, "guidance_feedback": False, "num_inference_steps": 4}
-    legacy = [{"batch": 0, "threat": "clean", "ids": [0, 1], "labels": [0, 1], "correct": [True, True],
-               "vote_correct": [True, True], "all_correct": [True, True]},
-              {"batch": 0, "threat": "Linf-0.3", "ids": [0, 1], "labels": [0, 1], "attacks": {
-                  label: {"correct": [True, False], "vote_correct": [True, False], "seconds": 1.0, "params": params,
-                          "diagnostics": {}} for label in ("exact-pgd-eot", "exact-pgd-eot4")}}]
-    (tmp_path / "results.rank0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in legacy))
-    config = EvalConfig(pipeline="p", output_dir=str(tmp_path), num_samples=2, batch_size=2, num_inference_steps=4,
-                        threats=[{"norm": "Linf", "eps": 0.3}],
-                        attacks=[{"name": "feedback-cut-pgd-eot", "params": {"steps": 1, "tau": 0.5}},
-                                 {"name": "feedback-cut-pgd-eot", "label": "feedback-cut-pgd-eot4",
-                                  "params": {"steps": 1, "tau": 0.5}}]).validate()
-    records = read_records(str(tmp_path))
-    assert set(records[1]["attacks"]) == {"feedback-cut-pgd-eot", "feedback-cut-pgd-eot4"}
-    assert all("guidance_feedback" not in a["params"] for a in records[1]["attacks"].values())
-    assert pending_units(config, merge_records(records)) == []
-
-
 def test_cascade_summary_is_cumulative_and_keeps_the_worst_case():
     """The same attacks read as a cascade: a skipped sample (None: broken under every rule before) counts as
     broken, each attack's row is cumulative, the worst cases equal those of every attack on every sample,

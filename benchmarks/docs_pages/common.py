@@ -93,24 +93,6 @@ def run_block(meta_path: str, summary: Optional[dict] = None, extra: Optional[Li
     return "\n".join(lines) + "\n"
 
 
-def upgrade_summary(summary: dict) -> dict:
-    """A report written before the feedback-cut attack had its own name, under the current names (`store.renamed`)."""
-    from mimic_diffusers.evaluation.store import renamed
-
-    summary = json.loads(json.dumps(summary))
-    for spec in summary["config"]["attacks"]:
-        spec["name"], spec["params"] = renamed(spec["name"], spec.get("params", {}))
-    for t in summary["threats"].values():
-        renamed_attacks = {}
-        for label, a in t["attacks"].items():  # old reports also lack the per-attack "name"
-            a["name"] = renamed(a.get("name", label), a["params"])[0]
-            label, a["params"] = renamed(label, a["params"])
-            renamed_attacks[label] = a
-        t["attacks"] = renamed_attacks
-        t["warnings"] = [w.replace("exact-pgd-eot", "feedback-cut-pgd-eot") for w in t.get("warnings", [])]
-    return summary
-
-
 def loose(name: str) -> tuple:
     """(data, header, run.json path) of a result file benchmarks/results/NAME (a .json with a NAME.run.json)."""
     path = os.path.join(RESULTS, name)

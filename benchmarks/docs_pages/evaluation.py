@@ -5,12 +5,12 @@ import os
 
 from mimic_diffusers.reports import markdown_table
 
-from .common import RESULTS, header, load, pct, pct_ci, rel, run_block, threat_label, upgrade_summary
+from .common import RESULTS, header, load, pct, pct_ci, rel, run_block, threat_label
 
 
 def eval_report(folder: str, title_note: str = "") -> str:
     path = os.path.join(RESULTS, folder)
-    summary = upgrade_summary(load(os.path.join(path, "summary.json")))
+    summary = load(os.path.join(path, "summary.json"))
     text = header(f"`{rel(path)}/summary.json`", f"`{rel(path)}/run.json`")
     text += (title_note + "\n\n" if title_note else "")
     text += run_block(os.path.join(path, "run.json"), summary) + "\n" + markdown_table(summary)
@@ -48,7 +48,7 @@ def curve(folder: str) -> str:
 def eps_sweep() -> str:
     path = os.path.join(RESULTS, "eval-mnist-eps-sweep")
     raw = load(os.path.join(path, "summary.json"))
-    summary = upgrade_summary(raw)
+    summary = raw
     text = header(f"`{rel(path)}/summary.json`", f"`{rel(path)}/run.json`")
     text += run_block(os.path.join(path, "run.json"), summary) + "\n"
     threats = summary["threats"]

@@ -114,7 +114,7 @@ def score_votes(votes: List[List[int]], labels: List[int]) -> dict:
             "all_correct": [all(v[i] == t for v in votes) for i, t in enumerate(labels)]}
 
 
-def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None, run_attacks=None) -> dict:
+def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None, run_attacks=None, note: Optional[str] = None) -> dict:
     """Run (or resume) every unit not yet in the store, then write the reports.
 
     Args:
@@ -124,6 +124,8 @@ def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None, run_attac
             cover every threat of the config found in the store.
         run_attacks (`list[str]`, *optional*): run only the attacks with these labels (the CLI's `--attacks`;
             in a cascade, its first ones): a screen whose reports flag the attacks still missing.
+        note (`str`, *optional*): kept with this run's line in `runs.jsonl` (say what makes its wall time not
+            comparable: shared cores, a resumed run).
     Returns:
         `dict`: the summary (also written as summary.json next to results.md).
     Example:
@@ -187,7 +189,7 @@ def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None, run_attac
         store.append_record(os.path.join(config.output_dir, "runs.jsonl"), {
             "command": " ".join(sys.argv), "units": len(units), "wall_s": round(time.time() - started, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {accelerator.num_processes} process(es), "
-                       f"device {accelerator.device.type}, torch {torch.__version__}"})
+                       f"device {accelerator.device.type}, torch {torch.__version__}", **({"note": note} if note else {})})
     return report_store(config, write=accelerator.is_main_process)
 
 

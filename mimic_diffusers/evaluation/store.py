@@ -34,32 +34,8 @@ def read_records(output_dir: str) -> List[dict]:
         with open(path, "rb") as f:
             data = f.read()
         complete = data[: data.rfind(b"\n") + 1]
-        records.extend(upgrade_record(json.loads(line)) for line in complete.decode().splitlines() if line.strip())
+        records.extend(json.loads(line) for line in complete.decode().splitlines() if line.strip())
     return records
-
-
-def renamed(label: str, params: dict) -> tuple:
-    """(label, params) under the current names: `exact-pgd*` with `guidance_feedback: false` was the feedback-cut
-    attack (`feedback-cut-pgd*`); the parameter itself is gone (True was the exact attack)."""
-    params = dict(params)
-    if params.pop("guidance_feedback", None) is False and label.startswith("exact-pgd"):
-        label = "feedback-cut-pgd" + label[len("exact-pgd"):]
-    return label, params
-
-
-def upgrade_record(record: dict) -> dict:
-    """A record under the current names. Stores written before the feedback-cut attack had its own name hold it as
-    `exact-pgd-eot` with the param `guidance_feedback: false` (labels `exact-pgd*`): it becomes
-    `feedback-cut-pgd-eot` (labels `feedback-cut-pgd*`); `guidance_feedback: true` was the exact attack.
-    `pgd-classifier` was torchattacks' PGD, whose random start came from the global RNG: those results are
-    kept as `pgd-classifier-torchattacks`, so the current seeded `pgd-classifier` runs where a config asks."""
-    attacks = {}
-    for label, result in record.get("attacks", {}).items():
-        label, params = renamed(label, result.get("params", {}))
-        if label == "pgd-classifier" and "name" not in result:  # run by torchattacks, whose start was unseeded
-            label = "pgd-classifier-torchattacks"
-        attacks[label] = {**result, "params": params}
-    return {**record, "attacks": attacks} if "attacks" in record else record
 
 
 def merge_records(records: List[dict]) -> Dict[tuple, dict]:
