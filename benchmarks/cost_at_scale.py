@@ -11,6 +11,7 @@ same 30% of guided steps), the guided/unguided ratio, one exact chain gradient (
 and batch with its peak memory (each case in a fresh process), and the speed-up of batched EOT per
 gradient. The projection multiplies measured per-gradient seconds by the attacks' budgets.
 """
+
 import argparse
 import json
 import os
@@ -20,13 +21,16 @@ import time
 
 import torch
 
-from mimic_diffusers.benchmark import machine, run_in_subprocess, time_purification
+from mimic_diffusers.profiling import machine, run_in_subprocess, time_purification
 from mimic_diffusers.reports import atomic_write
 
 # the paper's CIFAR-10 protocol at the budgets of configs/cifar10-ddpm-wrn.yaml
-PROTOCOL = {"images": 512, "num_inference_steps": 100,
-            "bpda-eot": {"steps": 100, "eot": 20},
-            "feedback-cut-pgd-eot": {"steps": 200, "eot": 20, "gradient_steps": 20}}
+PROTOCOL = {
+    "images": 512,
+    "num_inference_steps": 100,
+    "bpda-eot": {"steps": 100, "eot": 20},
+    "feedback-cut-pgd-eot": {"steps": 200, "eot": 20, "gradient_steps": 20},
+}
 
 
 def build_folder(kind: str, folder: str) -> str:
@@ -46,7 +50,7 @@ def build_folder(kind: str, folder: str) -> str:
 
 
 def purification(folder: str, batches, full_steps: bool, repeats: int, device: str = "cpu") -> dict:
-    from mimic_diffusers.benchmark import build
+    from mimic_diffusers.profiling import build
 
     out = {}
     for mode in ("unguided", "mimic"):
@@ -79,15 +83,23 @@ def gradients(folder: str, cases, device: str = "cpu") -> dict:
 def batched_eot(folder: str, batch: int, eot: int, steps: int, device: str = "cpu") -> dict:
     """Seconds of one feedback-cut EOT gradient with the draws looped and batched (the same result)."""
     from mimic_diffusers.attacks import create_attack
-    from mimic_diffusers.benchmark import build, random_images
+    from mimic_diffusers.profiling import build, random_images
 
     pipe = build(folder, "mimic", device)
     pipe.set_progress_bar_config(disable=True)
     x, y = random_images(pipe, batch, device), torch.zeros(batch, dtype=torch.long, device=device)
     out = {}
     for label, eot_batch in (("looped", 1), ("batched", eot)):
-        attack = create_attack("feedback-cut-pgd-eot", pipe, eps=8 / 255, eot=eot, eot_batch=eot_batch,
-                               num_inference_steps=steps, tau=0.5, loss="margin")
+        attack = create_attack(
+            "feedback-cut-pgd-eot",
+            pipe,
+            eps=8 / 255,
+            eot=eot,
+            eot_batch=eot_batch,
+            num_inference_steps=steps,
+            tau=0.5,
+            loss="margin",
+        )
         start = time.perf_counter()
         attack._loss_grad(x, y)
         if device.startswith("cuda"):
@@ -101,7 +113,7 @@ def batched_eot(folder: str, batch: int, eot: int, steps: int, device: str = "cp
 def fit_linear(points: dict) -> tuple:
     """Least-squares a + b T through {T: seconds}."""
     ts, ss = list(points), list(points.values())
-    n, mt, ms = len(ts), sum(ts) / len(ts), sum(ss) / len(ss)
+    _n, mt, ms = len(ts), sum(ts) / len(ts), sum(ss) / len(ss)
     var = sum((t - mt) ** 2 for t in ts)
     b = sum((t - mt) * (s - ms) for t, s in zip(ts, ss)) / var if var else 0.0
     return ms - b * mt, b
@@ -111,18 +123,25 @@ def project(result: dict) -> dict:
     """Hours of the paper's CIFAR-10 protocol from the measured per-image, per-gradient seconds."""
     cifar = result["cifar"]
     purify_s = cifar["purification"]["mimic/T100/b1"]["seconds_per_image_at_T100"]
-    chain = {int(k.split("/")[0][1:]): v["seconds"] for k, v in cifar["gradients"].items()
-             if k.endswith("/b1/checkpointed") and "seconds" in v}
+    chain = {
+        int(k.split("/")[0][1:]): v["seconds"]
+        for k, v in cifar["gradients"].items()
+        if k.endswith("/b1/checkpointed") and "seconds" in v
+    }
     a, b = fit_linear(chain)
     p = PROTOCOL
     bpda = p["images"] * p["bpda-eot"]["steps"] * p["bpda-eot"]["eot"] * purify_s
     cut_steps = p["feedback-cut-pgd-eot"]["gradient_steps"]
     cut = p["images"] * p["feedback-cut-pgd-eot"]["steps"] * p["feedback-cut-pgd-eot"]["eot"] * (a + b * cut_steps)
-    return {"protocol": p, "purification_seconds_per_image": purify_s,
-            "chain_gradient_seconds_fit": {"a": a, "b_per_step": b, "at_gradient_steps": a + b * cut_steps},
-            "bpda_eot_hours": bpda / 3600, "feedback_cut_pgd_eot_hours": cut / 3600,
-            "note": "batch-1 seconds per gradient times images x iterations x EOT; larger batches and batched EOT "
-                    "change this by the measured factors"}
+    return {
+        "protocol": p,
+        "purification_seconds_per_image": purify_s,
+        "chain_gradient_seconds_fit": {"a": a, "b_per_step": b, "at_gradient_steps": a + b * cut_steps},
+        "bpda_eot_hours": bpda / 3600,
+        "feedback_cut_pgd_eot_hours": cut / 3600,
+        "note": "batch-1 seconds per gradient times images x iterations x EOT; larger batches and batched EOT "
+        "change this by the measured factors",
+    }
 
 
 def main():
@@ -136,26 +155,44 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         cifar = build_folder("cifar", os.path.join(tmp, "cifar"))
         result["cifar"] = {
-            "purification": purification(cifar, (1, 2) if smoke else (1, 8, 32), full_steps=not smoke,
-                                         repeats=1 if smoke else 2),
-            "gradients": gradients(cifar, [(2, 1, True), (4, 1, True)] if smoke else
-                                   [(10, 1, True), (20, 1, True), (50, 1, True), (100, 1, True), (10, 1, False),
-                                    (50, 1, False), (10, 8, True), (10, 8, False)]),
+            "purification": purification(
+                cifar, (1, 2) if smoke else (1, 8, 32), full_steps=not smoke, repeats=1 if smoke else 2
+            ),
+            "gradients": gradients(
+                cifar,
+                [(2, 1, True), (4, 1, True)]
+                if smoke
+                else [
+                    (10, 1, True),
+                    (20, 1, True),
+                    (50, 1, True),
+                    (100, 1, True),
+                    (10, 1, False),
+                    (50, 1, False),
+                    (10, 8, True),
+                    (10, 8, False),
+                ],
+            ),
             "batched_eot": batched_eot(cifar, 2, 2 if smoke else 4, 2 if smoke else 10),
         }
         if smoke:
             result["cifar"]["purification"]["mimic/T100/b1"] = result["cifar"]["purification"]["mimic/T10/b1"]
         else:
             imagenet = build_folder("imagenet", os.path.join(tmp, "imagenet"))
-            result["imagenet_size"] = {"purification": purification(imagenet, (1,), full_steps=False, repeats=1),
-                                       "gradients": gradients(imagenet, [(10, 1, True)])}
+            result["imagenet_size"] = {
+                "purification": purification(imagenet, (1,), full_steps=False, repeats=1),
+                "gradients": gradients(imagenet, [(10, 1, True)]),
+            }
     result["projection"] = project(result)
     result["wall_s"] = round(time.time() - started, 1)
     atomic_write(args.output, json.dumps(result, indent=1) + "\n")
     m = result["machine"]
-    meta = {"command": result["command"] + f" --output {args.output}", "wall_time_min": round(result["wall_s"] / 60),
-            "machine": f"{m['processor']}, {m['cpu_count']} CPU cores, {m['threads']} torch threads, 1 process",
-            "source": "written by the run"}
+    meta = {
+        "command": result["command"] + f" --output {args.output}",
+        "wall_time_min": round(result["wall_s"] / 60),
+        "machine": f"{m['processor']}, {m['cpu_count']} CPU cores, {m['threads']} torch threads, 1 process",
+        "source": "written by the run",
+    }
     atomic_write(os.path.splitext(args.output)[0] + ".run.json", json.dumps(meta, indent=1) + "\n")
     print(json.dumps(result["projection"], indent=1))
 

@@ -11,15 +11,16 @@ For each gradient setting, at the clean test images:
 
     python benchmarks/exact_gradient_diagnostics.py --num-images 16
 """
+
 import argparse
 import json
 
 import torch
 
+from mimic_diffusers import load_pipeline
 from mimic_diffusers.attacks import PurifyThenClassify, input_gradient
 from mimic_diffusers.attacks.pgd_eot import margin
 from mimic_diffusers.data import load_image_dataset, to_tensors
-from mimic_diffusers import load_pipeline
 from mimic_diffusers.reports import atomic_write
 
 SETTINGS = {
@@ -37,7 +38,7 @@ def cosine(a, b):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--pipeline", default="pipelines/mnist-mimic")
+    p.add_argument("--pipeline", default="mnist-mimic")
     p.add_argument("--num-images", type=int, default=16)
     p.add_argument("--steps", type=int, default=100, help="purification steps of the defense scored")
     p.add_argument("--step", type=float, default=0.1, help="l_inf size of the one signed step")
@@ -67,16 +68,24 @@ def main():
             draws.append(input_gradient(defense, x, y))
         grads[label] = draws[0] + draws[1]
         stepped = (x + args.step * grads[label].sign()).clamp(0, 1)
-        rows.append({
-            "setting": label, "options": options,
-            "grad_l1_mean": float(grads[label].flatten(1).abs().sum(1).mean() / 2),
-            "draw_cosine": float(cosine(*draws).mean()),
-            "bpda_cosine": float(cosine(grads[label], grads["bpda"]).mean()),
-            "margin_drop": float((base - mean_margin(stepped)).mean()),
-        })
+        rows.append(
+            {
+                "setting": label,
+                "options": options,
+                "grad_l1_mean": float(grads[label].flatten(1).abs().sum(1).mean() / 2),
+                "draw_cosine": float(cosine(*draws).mean()),
+                "bpda_cosine": float(cosine(grads[label], grads["bpda"]).mean()),
+                "margin_drop": float((base - mean_margin(stepped)).mean()),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
-        atomic_write(args.output, json.dumps({"num_images": args.num_images, "step": args.step,
-                                              "purifications": args.purifications, "rows": rows}, indent=1))
+        atomic_write(
+            args.output,
+            json.dumps(
+                {"num_images": args.num_images, "step": args.step, "purifications": args.purifications, "rows": rows},
+                indent=1,
+            ),
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ against the purifier with that T (an adaptive attack per setting, not a transfer
 
     python benchmarks/fewest_steps.py --standard-images 512 --bpda-images 128
 """
+
 import argparse
 import json
 import os
@@ -12,9 +13,9 @@ import time
 
 import torch
 
+from mimic_diffusers import load_pipeline
 from mimic_diffusers.attacks import PurifyThenClassify, create_attack
 from mimic_diffusers.data import load_image_dataset, to_tensors
-from mimic_diffusers import load_pipeline
 from mimic_diffusers.metrics import wilson_interval
 from mimic_diffusers.reports import atomic_write
 
@@ -22,7 +23,7 @@ from mimic_diffusers.reports import atomic_write
 def batched_accuracy(defense, x, y, batch_size):
     correct = []
     for i in range(0, len(x), batch_size):
-        correct.append(defense.predict(x[i:i + batch_size])[0] == y[i:i + batch_size])
+        correct.append(defense.predict(x[i : i + batch_size])[0] == y[i : i + batch_size])
     return torch.cat(correct)
 
 
@@ -44,7 +45,7 @@ def time_steps(pipe, steps_list, x, repeats=2):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pipeline", default="pipelines/mnist-mimic")
+    p.add_argument("--pipeline", default="mnist-mimic")
     p.add_argument("--steps", type=int, nargs="+", default=[100, 50, 20, 10])
     p.add_argument("--standard-images", type=int, default=512)
     p.add_argument("--bpda-images", type=int, default=128)
@@ -66,38 +67,60 @@ def main():
     for steps in [] if args.timing_only else args.steps:
         defense = PurifyThenClassify(pipe, num_inference_steps=steps, seed=7)
         start = time.time()
-        clean = batched_accuracy(defense, x[:args.standard_images], y[:args.standard_images], args.batch_size)
+        clean = batched_accuracy(defense, x[: args.standard_images], y[: args.standard_images], args.batch_size)
         standard_seconds = time.time() - start
         start = time.time()
         robust = []
         for i in range(0, args.bpda_images, args.batch_size):
-            xb, yb = x[:args.bpda_images][i:i + args.batch_size], y[:args.bpda_images][i:i + args.batch_size]
-            attack = create_attack("bpda-eot", pipe, eps=args.eps, seed=1 + i, num_inference_steps=steps,
-                                   steps=args.bpda_steps, eot=args.bpda_eot)
+            xb, yb = x[: args.bpda_images][i : i + args.batch_size], y[: args.bpda_images][i : i + args.batch_size]
+            attack = create_attack(
+                "bpda-eot",
+                pipe,
+                eps=args.eps,
+                seed=1 + i,
+                num_inference_steps=steps,
+                steps=args.bpda_steps,
+                eot=args.bpda_eot,
+            )
             x_adv = attack(xb, yb)
             defense.reseed(11 + i)
             robust.append(defense.predict(x_adv)[0] == yb)
         robust = torch.cat(robust)
-        row = {"num_inference_steps": steps,
-               "standard_accuracy": float(clean.float().mean()), "standard_n": len(clean),
-               "standard_ci95": wilson_interval(int(clean.sum()), len(clean)),
-               "standard_seconds": round(standard_seconds, 1),
-               "standard_images_per_second": round(len(clean) / standard_seconds, 2),
-               "bpda_accuracy": float(robust.float().mean()), "bpda_n": len(robust),
-               "bpda_ci95": wilson_interval(int(robust.sum()), len(robust)),
-               "bpda_seconds": round(time.time() - start, 1)}
+        row = {
+            "num_inference_steps": steps,
+            "standard_accuracy": float(clean.float().mean()),
+            "standard_n": len(clean),
+            "standard_ci95": wilson_interval(int(clean.sum()), len(clean)),
+            "standard_seconds": round(standard_seconds, 1),
+            "standard_images_per_second": round(len(clean) / standard_seconds, 2),
+            "bpda_accuracy": float(robust.float().mean()),
+            "bpda_n": len(robust),
+            "bpda_ci95": wilson_interval(int(robust.sum()), len(robust)),
+            "bpda_seconds": round(time.time() - start, 1),
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
         atomic_write(args.output, json.dumps({"args": study_args, "rows": rows}, indent=1))
-    timing = time_steps(pipe, [r["num_inference_steps"] for r in rows], x[:args.batch_size])
+    timing = time_steps(pipe, [r["num_inference_steps"] for r in rows], x[: args.batch_size])
     reference = max(rows, key=lambda r: r["num_inference_steps"])
     for r in rows:
         r["seconds_per_batch"] = round(timing[r["num_inference_steps"]], 2)
-        r["speedup_vs_max_steps"] = round(timing[reference["num_inference_steps"]] / timing[r["num_inference_steps"]], 2)
+        r["speedup_vs_max_steps"] = round(
+            timing[reference["num_inference_steps"]] / timing[r["num_inference_steps"]], 2
+        )
         r["standard_delta_points"] = round(100 * (r["standard_accuracy"] - reference["standard_accuracy"]), 1)
         r["bpda_delta_points"] = round(100 * (r["bpda_accuracy"] - reference["bpda_accuracy"]), 1)
-    atomic_write(args.output, json.dumps({"args": study_args, "rows": rows,
-                                          "timing": f"one batch of {args.batch_size}, best of 2, after a warm-up"}, indent=1))
+    atomic_write(
+        args.output,
+        json.dumps(
+            {
+                "args": study_args,
+                "rows": rows,
+                "timing": f"one batch of {args.batch_size}, best of 2, after a warm-up",
+            },
+            indent=1,
+        ),
+    )
     print(json.dumps(rows, indent=1))
 
 

@@ -10,6 +10,7 @@ The table and plot come from the stores: `python benchmarks/frontier_report.py`.
 `--attacks feedback-cut-pgd-eot`, runs only the cascade's first attack: its robust accuracy bounds the
 point's worst case from above, which can settle that a point cannot beat DiffPure before the rest runs.
 """
+
 import argparse
 import dataclasses
 import os
@@ -21,7 +22,6 @@ GUIDANCE_SCALES = (4, 8, 16, 32, 64)
 DIFFPURE_STARTS = (0.1, 0.2, 0.3, 0.4)
 # the authors' code's window (the `mimic-official` preset), wider than the paper's 50%..20% T
 AUTHORS_WINDOW = dict(guidance_window_start=0.79, guidance_window_end=0.11)
-
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ POINTS = {}
 for scale in GUIDANCE_SCALES:
     for variant, extra in VARIANT_OPTIONS.items():
         POINTS[f"mimic-gs{scale}{'-' + variant if variant else ''}"] = Point(
-            "mimic", float(scale), variant, dict(guidance_scale=float(scale), **extra))
+            "mimic", float(scale), variant, dict(guidance_scale=float(scale), **extra)
+        )
 for start in DIFFPURE_STARTS:
     POINTS[f"diffpure-t{start:g}"] = Point("diffpure", start, "", dict(preset="diffpure", purification_start=start))
 
@@ -50,8 +51,12 @@ def point_config(base: EvalConfig, point: str, output_dir: str) -> EvalConfig:
     """The evaluation of one frontier point: the base config with the point's scheduler options."""
     if point not in POINTS:
         raise ValueError(f"unknown point {point!r}; choose from {sorted(POINTS)}")
-    return dataclasses.replace(base, output_dir=os.path.join(output_dir, point), report_dir=None,
-                               scheduler_options=dict(POINTS[point].options)).validate()
+    return dataclasses.replace(
+        base,
+        output_dir=os.path.join(output_dir, point),
+        report_dir=None,
+        scheduler_options=dict(POINTS[point].options),
+    ).validate()
 
 
 def main():
@@ -59,20 +64,27 @@ def main():
     p.add_argument("--config", default="configs/mnist-frontier.yaml")
     p.add_argument("--points", nargs="+", required=True, help=f"frontier points, from: {' '.join(POINTS)}")
     p.add_argument("--eps", type=float, nargs="+", help="run only the config's threats with these eps values")
-    p.add_argument("--attacks", nargs="+", metavar="LABEL", help="run only the config's first attacks (a screen: "
-                   "the cascade's first stages; a later run without it adds the rest)")
+    p.add_argument(
+        "--attacks",
+        nargs="+",
+        metavar="LABEL",
+        help="run only the config's first attacks (a screen: "
+        "the cascade's first stages; a later run without it adds the rest)",
+    )
     p.add_argument("--num-samples", type=int, help="overrides the config's num_samples")
     p.add_argument("--output-dir", default="runs/eval/frontier")
-    p.add_argument("--note", help="kept with the run's line in each store's runs.jsonl (what makes its wall time "
-                   "not comparable)")
+    p.add_argument(
+        "--note", help="kept with the run's line in each store's runs.jsonl (what makes its wall time not comparable)"
+    )
     args = p.parse_args()
     unknown = [q for q in args.points if q not in POINTS]
     if unknown:
         p.error(f"--points: unknown {unknown}; choose from {sorted(POINTS)}")
     base = EvalConfig.from_file(args.config, num_samples=args.num_samples)
     for point in args.points:
-        run_evaluation(point_config(base, point, args.output_dir), run_eps=args.eps, run_attacks=args.attacks,
-                       note=args.note)
+        run_evaluation(
+            point_config(base, point, args.output_dir), run_eps=args.eps, run_attacks=args.attacks, note=args.note
+        )
 
 
 if __name__ == "__main__":

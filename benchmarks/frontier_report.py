@@ -15,6 +15,7 @@ MimicDiffusion point against the most robust DiffPure point at each eps, and eac
 iterations. A budget counts as flattened only where the paired test finds no difference AND the point
 estimate drops by at most `FLAT_DROP`; until then the study's numbers are upper bounds.
 """
+
 import argparse
 import glob
 import json
@@ -25,8 +26,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from frontier import POINTS, point_config  # noqa: E402
 from frontier_plot import plot  # noqa: E402
 
-from mimic_diffusers.evaluation import (EvalConfig, merge_records, read_records, report_store, threat_key,  # noqa: E402
-                                       worst_case_samples)
+from mimic_diffusers.evaluation import (
+    EvalConfig,
+    merge_records,
+    read_records,
+    report_store,
+    threat_key,  # noqa: E402
+    worst_case_samples,
+)
 from mimic_diffusers.evaluation.statistics import compare_paired  # noqa: E402
 from mimic_diffusers.reports import atomic_write  # noqa: E402
 
@@ -74,17 +81,36 @@ def rows(summaries: dict) -> list:
         p = POINTS[point]
         for threat in config.threats:
             t = s["threats"].get(threat_key(threat))
-            complete = t is not None and t["worst_case"]["n"] == config.num_samples and set(t["attacks"]) == set(labels)
-            row = {"point": point, "method": p.method, "knob": p.knob, "variant": p.variant, "options": p.options,
-                   "eps": threat["eps"], "complete": complete, "n": t["worst_case"]["n"] if t else 0, "votes": config.votes}
-            screen = (not complete and t is not None and config.cascade and t["worst_case"]["n"] == config.num_samples
-                      and s["clean_vote"]["n"] == config.num_samples and 0 < len(t["attacks"])
-                      and list(t["attacks"]) == labels[: len(t["attacks"])])
+            complete = (
+                t is not None and t["worst_case"]["n"] == config.num_samples and set(t["attacks"]) == set(labels)
+            )
+            row = {
+                "point": point,
+                "method": p.method,
+                "knob": p.knob,
+                "variant": p.variant,
+                "options": p.options,
+                "eps": threat["eps"],
+                "complete": complete,
+                "n": t["worst_case"]["n"] if t else 0,
+                "votes": config.votes,
+            }
+            screen = (
+                not complete
+                and t is not None
+                and config.cascade
+                and t["worst_case"]["n"] == config.num_samples
+                and s["clean_vote"]["n"] == config.num_samples
+                and 0 < len(t["attacks"])
+                and list(t["attacks"]) == labels[: len(t["attacks"])]
+            )
             if complete or screen:
                 measured = {rule: {"clean": s[clean], "robust": t[worst]} for rule, (clean, worst, _) in RULES.items()}
                 row.update(measured) if complete else row.update(screen={"attacks": list(t["attacks"]), **measured})
-                row["attacks"] = {k: {"first": a["accuracy"], "vote": a["vote"]["accuracy"] if a.get("vote") else None}
-                                  for k, a in t["attacks"].items()}
+                row["attacks"] = {
+                    k: {"first": a["accuracy"], "vote": a["vote"]["accuracy"] if a.get("vote") else None}
+                    for k, a in t["attacks"].items()
+                }
                 row["attack_minutes"] = sum(a["seconds"] for a in t["attacks"].values()) / 60
                 row["attacked"] = attacked[threat_key(threat)]
             out.append(row)
@@ -113,10 +139,20 @@ def comparisons(study: dict, table: list, rule: str = "vote") -> list:
         b = per_sample(study, rival["point"], eps, rule)
         for m in mimic:
             c = compare_paired(per_sample(study, m["point"], eps, rule), b)
-            out.append({"eps": eps, "rule": rule, "a": m["point"], "b": rival["point"], "best": m is best,
-                        "a_accuracy": m[rule]["robust"], "b_accuracy": rival[rule]["robust"],
-                        "a_clean": m[rule]["clean"]["accuracy"], "b_clean": rival[rule]["clean"]["accuracy"],
-                        **c.to_dict()})
+            out.append(
+                {
+                    "eps": eps,
+                    "rule": rule,
+                    "a": m["point"],
+                    "b": rival["point"],
+                    "best": m is best,
+                    "a_accuracy": m[rule]["robust"],
+                    "b_accuracy": rival[rule]["robust"],
+                    "a_clean": m[rule]["clean"]["accuracy"],
+                    "b_clean": rival[rule]["clean"]["accuracy"],
+                    **c.to_dict(),
+                }
+            )
     return out
 
 
@@ -140,17 +176,23 @@ def budget_verdict(runs: dict) -> dict:
     """{rule: [per-sample outcomes at the study's budgets, at twice them]} -> each rule's paired comparison and
     whether the budget has flattened: no difference found under any rule, and no drop above FLAT_DROP."""
     out = {rule: compare_paired(once, twice).to_dict() for rule, (once, twice) in runs.items()}
-    out["flattened"] = all(c["verdict"] == "no difference found" and c["difference"] <= FLAT_DROP for c in out.values())
+    out["flattened"] = all(
+        c["verdict"] == "no difference found" and c["difference"] <= FLAT_DROP for c in out.values()
+    )
     return out
 
 
 def budgets(config_path: str) -> str:
     """The study's protocol as one line: images, steps, votes and every attack with its budget."""
     c = EvalConfig.from_file(os.path.join(ROOT, config_path))
-    attacks = "; ".join(f"`{a.get('label', a['name'])}` ({', '.join(f'{k}={v}' for k, v in a.get('params', {}).items())})"
-                        for a in c.attacks)
-    return (f"Protocol (`{config_path}`): N = {c.num_samples} test images, {c.num_inference_steps} inference steps, "
-            f"K = {c.votes} purifications, attacks in {'cascade ' if c.cascade else ''}order: {attacks}.")
+    attacks = "; ".join(
+        f"`{a.get('label', a['name'])}` ({', '.join(f'{k}={v}' for k, v in a.get('params', {}).items())})"
+        for a in c.attacks
+    )
+    return (
+        f"Protocol (`{config_path}`): N = {c.num_samples} test images, {c.num_inference_steps} inference steps, "
+        f"K = {c.votes} purifications, attacks in {'cascade ' if c.cascade else ''}order: {attacks}."
+    )
 
 
 def pct(a: dict) -> str:
@@ -163,23 +205,32 @@ def points(x: float) -> str:
 
 def paired_cells(c: dict) -> str:
     """difference [95% CI] | discordant | p | answer | detectable: the cells every paired table shares."""
-    return (f"{points(c['difference'])} [{points(c['ci95'][0])}, {points(c['ci95'][1])}] | {c['a_only']} / {c['b_only']} | "
-            f"{c['p_value']:.2g} | {c['verdict']} | {100 * c['detectable']:.0f}")
+    return (
+        f"{points(c['difference'])} [{points(c['ci95'][0])}, {points(c['ci95'][1])}] | {c['a_only']} / {c['b_only']} | "
+        f"{c['p_value']:.2g} | {c['verdict']} | {100 * c['detectable']:.0f}"
+    )
 
 
-PAIRED_HEAD = ("paired difference, points [95% CI] | discordant (A only / B only) | exact McNemar p | answer | "
-               "smallest detectable difference, points")
+PAIRED_HEAD = (
+    "paired difference, points [95% CI] | discordant (A only / B only) | exact McNemar p | answer | "
+    "smallest detectable difference, points"
+)
 
 
 def answer_table(comps: list, checks: list) -> str:
     """The README's block: at each eps the most robust point of each method, paired (vote of K)."""
     flat = {(c["point"], c["eps"]): "yes" if c["flattened"] else "no" for c in checks}
-    lines = [f"| eps | A: most robust MimicDiffusion (vote of K, N) | B: most robust DiffPure | {PAIRED_HEAD} | "
-             "budgets flattened (A, B) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| eps | A: most robust MimicDiffusion (vote of K, N) | B: most robust DiffPure | {PAIRED_HEAD} | "
+        "budgets flattened (A, B) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for c in (c for c in comps if c["best"]):
-        lines.append(f"| {c['eps']:g} | {c['a']} {pct(c['a_accuracy'])}, N = {c['n']} | {c['b']} {pct(c['b_accuracy'])} | "
-                     f"{paired_cells(c)} | {flat.get((c['a'], c['eps']), 'not checked')}, "
-                     f"{flat.get((c['b'], c['eps']), 'not checked')} |")
+        lines.append(
+            f"| {c['eps']:g} | {c['a']} {pct(c['a_accuracy'])}, N = {c['n']} | {c['b']} {pct(c['b_accuracy'])} | "
+            f"{paired_cells(c)} | {flat.get((c['a'], c['eps']), 'not checked')}, "
+            f"{flat.get((c['b'], c['eps']), 'not checked')} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -187,30 +238,59 @@ def markdown(table: list, comps: list, checks: list, protocol: str = "", legacy:
     lines = ([protocol, ""] if protocol else []) + [
         "| point | options | eps | N | clean (vote of K) | worst case (vote of K) | clean (first) | "
         "worst case (first) | robust after each attack (cumulative), first / vote | attacked / all | attack minutes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|"]
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in table:
         opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
         if not r["complete"] and not r.get("screen"):
-            lines.append(f"| {r['point']} | {opts} | {r['eps']:g} | {r['n']} | {'not run' if r['n'] == 0 else 'incomplete'} | | | | | | |")
+            lines.append(
+                f"| {r['point']} | {opts} | {r['eps']:g} | {r['n']} | {'not run' if r['n'] == 0 else 'incomplete'} | | | | | | |"
+            )
             continue
-        m, bound = (r, "**{}**") if r["complete"] else (r["screen"], "at most {} (screen: " + ", ".join(r["screen"]["attacks"]) + " only)")
+        m, bound = (
+            (r, "**{}**")
+            if r["complete"]
+            else (r["screen"], "at most {} (screen: " + ", ".join(r["screen"]["attacks"]) + " only)")
+        )
         per = "; ".join(f"{k} {a['first']:.0%} / {a['vote']:.0%}" for k, a in r["attacks"].items())
-        lines.append(f"| {r['point']} | {opts} | {r['eps']:g} | {r['n']} | {pct(m['vote']['clean'])} | "
-                     f"{bound.format(pct(m['vote']['robust']))} | {pct(m['first']['clean'])} | "
-                     f"{bound.format(pct(m['first']['robust'])).replace('**', '')} | "
-                     f"{per} | {r['attacked'][0]} / {r['attacked'][1]} | {r['attack_minutes']:.0f} |")
-    lines += ["", "Paired comparison, vote of K: each MimicDiffusion point (A) against the most robust DiffPure point "
-              "(B) on the same images (* marks the most robust MimicDiffusion point):", "",
-              f"| eps | A | B | A robust | B robust | {PAIRED_HEAD} |", "|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {c['eps']:g} | {c['a']}{' *' if c['best'] else ''} | {c['b']} | {pct(c['a_accuracy'])} | "
-              f"{pct(c['b_accuracy'])} | {paired_cells(c)} |" for c in comps]
-    lines += ["", f"Budget check, `{CONFIGS[BUDGET_CHECK]}` (A: the study's budgets, B: twice the iterations; "
-              f"flattened: no difference found under both rules and a drop of at most {100 * FLAT_DROP:.0f} points):", "",
-              f"| point | eps | rule | A robust | B robust | {PAIRED_HEAD} | flattened |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {c['point']} | {c['eps']:g} | {rule} | {c[rule]['a_robust']}/{c[rule]['n']} | {c[rule]['b_robust']}/{c[rule]['n']} | "
-              f"{paired_cells(c[rule])} | {'yes' if c['flattened'] else 'no'} |" for c in checks for rule in RULES]
-    lines += ["", f"Records made by the earlier seed scheme (restarts and batch neighbours shared noise; vote ties "
-              f"went to the smaller label): {legacy[0]} of {legacy[1]}."]
+        lines.append(
+            f"| {r['point']} | {opts} | {r['eps']:g} | {r['n']} | {pct(m['vote']['clean'])} | "
+            f"{bound.format(pct(m['vote']['robust']))} | {pct(m['first']['clean'])} | "
+            f"{bound.format(pct(m['first']['robust'])).replace('**', '')} | "
+            f"{per} | {r['attacked'][0]} / {r['attacked'][1]} | {r['attack_minutes']:.0f} |"
+        )
+    lines += [
+        "",
+        "Paired comparison, vote of K: each MimicDiffusion point (A) against the most robust DiffPure point "
+        "(B) on the same images (* marks the most robust MimicDiffusion point):",
+        "",
+        f"| eps | A | B | A robust | B robust | {PAIRED_HEAD} |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {c['eps']:g} | {c['a']}{' *' if c['best'] else ''} | {c['b']} | {pct(c['a_accuracy'])} | "
+        f"{pct(c['b_accuracy'])} | {paired_cells(c)} |"
+        for c in comps
+    ]
+    lines += [
+        "",
+        f"Budget check, `{CONFIGS[BUDGET_CHECK]}` (A: the study's budgets, B: twice the iterations; "
+        f"flattened: no difference found under both rules and a drop of at most {100 * FLAT_DROP:.0f} points):",
+        "",
+        f"| point | eps | rule | A robust | B robust | {PAIRED_HEAD} | flattened |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {c['point']} | {c['eps']:g} | {rule} | {c[rule]['a_robust']}/{c[rule]['n']} | {c[rule]['b_robust']}/{c[rule]['n']} | "
+        f"{paired_cells(c[rule])} | {'yes' if c['flattened'] else 'no'} |"
+        for c in checks
+        for rule in RULES
+    ]
+    lines += [
+        "",
+        f"Records made by the earlier seed scheme (restarts and batch neighbours shared noise; vote ties "
+        f"went to the smaller label): {legacy[0]} of {legacy[1]}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -220,12 +300,20 @@ def build(study_dir: str = STUDY, doubled_dir: str = BUDGET_CHECK) -> dict:
     table = rows(study)
     comps, checks = comparisons(study, table), budget_check(study, doubled)
     legacy = [sum(x) for x in zip(*(legacy_records(s[0]) for s in (*study.values(), *doubled.values())))] or [0, 0]
-    data = {"table": table, "comparisons": comps, "budget_check": checks, "protocol": budgets(CONFIGS[STUDY]),
-            "legacy_records": legacy, "answer": answer_table(comps, checks)}
-    return {f"{study_dir}/frontier.json": json.dumps(data, indent=1) + "\n",
-            f"{study_dir}/frontier.md": markdown(table, comps, checks, data["protocol"], legacy),
-            # the docs show the plot, so it lives in the docs folder
-            ("docs/img/frontier.png" if study_dir == STUDY else f"{study_dir}/frontier.png"): plot(table)}
+    data = {
+        "table": table,
+        "comparisons": comps,
+        "budget_check": checks,
+        "protocol": budgets(CONFIGS[STUDY]),
+        "legacy_records": legacy,
+        "answer": answer_table(comps, checks),
+    }
+    return {
+        f"{study_dir}/frontier.json": json.dumps(data, indent=1) + "\n",
+        f"{study_dir}/frontier.md": markdown(table, comps, checks, data["protocol"], legacy),
+        # the docs show the plot, so it lives in the docs folder
+        ("docs/img/frontier.png" if study_dir == STUDY else f"{study_dir}/frontier.png"): plot(table),
+    }
 
 
 def main():

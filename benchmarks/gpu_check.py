@@ -12,6 +12,7 @@
 3. the speed-up of batched EOT per feedback-cut gradient.
 Writes gpu-check-<card>.json and .md (the card name in the file name).
 """
+
 import argparse
 import json
 import os
@@ -25,15 +26,27 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cost_at_scale import batched_eot, build_folder, gradients  # noqa: E402
 
-from mimic_diffusers.benchmark import machine, markdown, run_benchmark  # noqa: E402
+from mimic_diffusers.defaults import shipped_pipeline_path  # noqa: E402
+from mimic_diffusers.profiling import machine, markdown, run_benchmark  # noqa: E402
 from mimic_diffusers.reports import atomic_write  # noqa: E402
 
-SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pipelines", "mnist-mimic")
-FULL = dict(bench_batches=(1, 64, 256), bench_steps=100, gradient_batches=(1, 10, 128), gradient_steps=100,
-            eot=dict(batch=8, eot=16, steps=100), speedups=True)
-SMOKE = dict(bench_batches=(1,), bench_steps=10,  # 10: DiffPure (t* 0.1) needs one step at least
-             gradient_batches=(1, 2), gradient_steps=2,
-             eot=dict(batch=1, eot=2, steps=2), speedups=False)
+SHIPPED = shipped_pipeline_path()
+FULL = dict(
+    bench_batches=(1, 64, 256),
+    bench_steps=100,
+    gradient_batches=(1, 10, 128),
+    gradient_steps=100,
+    eot=dict(batch=8, eot=16, steps=100),
+    speedups=True,
+)
+SMOKE = dict(
+    bench_batches=(1,),
+    bench_steps=10,  # 10: DiffPure (t* 0.1) needs one step at least
+    gradient_batches=(1, 2),
+    gradient_steps=2,
+    eot=dict(batch=1, eot=2, steps=2),
+    speedups=False,
+)
 
 
 def card_name(device: str) -> str:
@@ -42,8 +55,15 @@ def card_name(device: str) -> str:
 
 def run_check(device: str, budget: dict) -> dict:
     result = {"machine": machine(), "device": device, "card": card_name(device)}
-    bench = dict(device=device, batches=budget["bench_batches"], steps=budget["bench_steps"], repeats=1,
-                 memory_steps=(), gradient_steps=(), speedups=budget["speedups"])
+    bench = dict(
+        device=device,
+        batches=budget["bench_batches"],
+        steps=budget["bench_steps"],
+        repeats=1,
+        memory_steps=(),
+        gradient_steps=(),
+        speedups=budget["speedups"],
+    )
     with tempfile.TemporaryDirectory() as tmp:
         cifar = build_folder("cifar", os.path.join(tmp, "cifar"))
         for name, folder in (("mnist-shipped", SHIPPED), ("cifar-architecture", cifar)):
@@ -60,14 +80,25 @@ def render(result: dict) -> str:
     lines = [f"# GPU check: {result['card']}", "", f"Command: `{result['command']}`", ""]
     for name in ("mnist-shipped", "cifar-architecture"):
         lines += [f"## Purification, {name}", "", markdown(result[f"bench/{name}"])]
-    lines += ["## One exact chain gradient (CIFAR architecture, checkpointed)", "",
-              "| case | seconds | peak memory MB |", "|---|---|---|"]
+    lines += [
+        "## One exact chain gradient (CIFAR architecture, checkpointed)",
+        "",
+        "| case | seconds | peak memory MB |",
+        "|---|---|---|",
+    ]
     for key, r in result["exact_gradient"].items():
         peak = r.get("cuda_peak_mb", r.get("peak_mb_above_baseline"))
-        lines.append(f"| {key} | " + (f"failed: {r['error'][-80:]!r} | |" if "error" in r else f"{r['seconds']:.1f} | {peak:.0f} |"))
+        lines.append(
+            f"| {key} | "
+            + (f"failed: {r['error'][-80:]!r} | |" if "error" in r else f"{r['seconds']:.1f} | {peak:.0f} |")
+        )
     e = result["batched_eot"]
-    lines += ["", f"Batched EOT ({e['eot']} draws, batch {e['batch']}, T={e['steps']}): looped {e['looped']:.1f} s, "
-              f"batched {e['batched']:.1f} s, speed-up {e['speedup']:.1f}x", ""]
+    lines += [
+        "",
+        f"Batched EOT ({e['eot']} draws, batch {e['batch']}, T={e['steps']}): looped {e['looped']:.1f} s, "
+        f"batched {e['batched']:.1f} s, speed-up {e['speedup']:.1f}x",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -83,7 +114,9 @@ def main():
     result = run_check(device, SMOKE if args.cpu_smoke else FULL)
     result["command"] = "python benchmarks/gpu_check.py" + (" --cpu-smoke" if args.cpu_smoke else "")
     result["wall_s"] = round(time.time() - start, 1)
-    stem = os.path.join(args.output_dir, "gpu-check-" + re.sub(r"[^A-Za-z0-9]+", "-", result["card"]).strip("-").lower())
+    stem = os.path.join(
+        args.output_dir, "gpu-check-" + re.sub(r"[^A-Za-z0-9]+", "-", result["card"]).strip("-").lower()
+    )
     os.makedirs(args.output_dir, exist_ok=True)
     atomic_write(stem + ".json", json.dumps(result, indent=1) + "\n")
     atomic_write(stem + ".md", render(result))

@@ -3,12 +3,13 @@
 Each robust-accuracy line carries its attack (with parameters) and the command that measured it.
 Lines recorded earlier by the same command are replaced; other lines are kept.
 
-    python benchmarks/record_results.py runs/eval/mnist-default/summary.json --pipeline pipelines/mnist-mimic \
+    python benchmarks/record_results.py runs/eval/mnist-default/summary.json --pipeline mimic_diffusers/pipelines/mnist-mimic \
         --command "mimic-diffusers evaluate --config configs/mnist-default.yaml (T=100, first 64 test images)"
 
 `--supersedes COMMAND` drops the lines of an earlier command that this one replaces (say, the same
 evaluation on fewer images).
 """
+
 import argparse
 import json
 import os
@@ -22,13 +23,25 @@ def results_from_summary(summary: dict, command: str) -> list:
     (lowest accuracy) to weakest. The attack column names the registered attack a label ran."""
     rows = []
     for key, threat in sorted(summary["threats"].items(), key=lambda kv: -float(kv[0].rsplit("-", 1)[1])):
-        rows.append({"metric": f"robust accuracy {key}, worst case per sample", "value": round(threat["worst_case"]["accuracy"], 4),
-                     "attack": "worst case over all attacks below", "n": threat["worst_case"]["n"], "command": command})
+        rows.append(
+            {
+                "metric": f"robust accuracy {key}, worst case per sample",
+                "value": round(threat["worst_case"]["accuracy"], 4),
+                "attack": "worst case over all attacks below",
+                "n": threat["worst_case"]["n"],
+                "command": command,
+            }
+        )
         for label, a in sorted(threat["attacks"].items(), key=lambda kv: kv[1]["accuracy"]):
             params = ", ".join(f"{k}={v}" for k, v in a["params"].items())
             name = label if a.get("name", label) == label else f"{label} = {a['name']}"
-            row = {"metric": f"robust accuracy {key}", "value": round(a["accuracy"], 4),
-                   "attack": f"{name} ({params})", "n": a["n"], "command": command}
+            row = {
+                "metric": f"robust accuracy {key}",
+                "value": round(a["accuracy"], 4),
+                "attack": f"{name} ({params})",
+                "n": a["n"],
+                "command": command,
+            }
             if a.get("zero_grad_fraction") is not None:  # shown in the card's details column
                 row["zero_grad_fraction"] = round(a["zero_grad_fraction"], 2)
                 if a["zero_grad_fraction"] == 1.0:
@@ -42,10 +55,21 @@ def main():
     p.add_argument("summary")
     p.add_argument("--pipeline", required=True)
     p.add_argument("--command", required=True)
-    p.add_argument("--rename-command", nargs=2, metavar=("OLD", "NEW"), action="append", default=[],
-                   help="rewrite the command text of earlier lines (e.g. a renamed config file)")
-    p.add_argument("--supersedes", action="append", default=[], metavar="COMMAND",
-                   help="drop the lines recorded by this command (e.g. the same evaluation on fewer images)")
+    p.add_argument(
+        "--rename-command",
+        nargs=2,
+        metavar=("OLD", "NEW"),
+        action="append",
+        default=[],
+        help="rewrite the command text of earlier lines (e.g. a renamed config file)",
+    )
+    p.add_argument(
+        "--supersedes",
+        action="append",
+        default=[],
+        metavar="COMMAND",
+        help="drop the lines recorded by this command (e.g. the same evaluation on fewer images)",
+    )
     args = p.parse_args()
     with open(args.summary) as f:
         summary = json.load(f)

@@ -9,6 +9,7 @@ reads the committed store (`benchmarks/results/.../results.rank*.jsonl`) instead
 `output_dir` under runs/. The Table 5 rows were run by benchmarks/table5_ablation.py on the default's
 config with one scheduler override each; their stored summary.json holds that config.
 """
+
 import argparse
 import glob
 import json
@@ -51,7 +52,10 @@ def main(argv=None) -> int:
     for folder, config, store in jobs():
         summary = summarize(read_records(store), config)
         if args.check:
-            for name, text in (("summary.json", json.dumps(summary, indent=1)), ("results.md", markdown_table(summary))):
+            for name, text in (
+                ("summary.json", json.dumps(summary, indent=1)),
+                ("results.md", markdown_table(summary)),
+            ):
                 with open(os.path.join(folder, name)) as f:
                     if f.read() != text:
                         stale.append(os.path.relpath(os.path.join(folder, name), ROOT))

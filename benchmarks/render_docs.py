@@ -7,13 +7,14 @@ Inputs (all committed): `benchmarks/results/*/summary.json` (evaluation reports)
 stores `benchmarks/results/table5-t100/*/results.rank*.jsonl` (summarized by `benchmarks/table5_report.py`
 on the first N images), the JSON files of the studies and benchmarks in `benchmarks/results/`, the
 metadata `benchmarks/results/**/run.json` and `benchmarks/results/*.run.json` (command, machine, wall time),
-`pipelines/mnist-mimic/results.json`, and two registries of the library (`mimic_diffusers.attacks.ATTACKS`,
+`mimic_diffusers/pipelines/mnist-mimic/results.json`, and two registries of the library (`mimic_diffusers.attacks.ATTACKS`,
 `mimic_diffusers.PRESETS`). Outputs: Markdown fragments in `docs/results/`, each starting with an HTML
 comment that names this command; hand-written pages include them with `--8<--`. Nothing here depends on
 the clock, the machine or the order of a directory listing, so the output is byte-for-byte reproducible.
 The pages are written by the modules of `benchmarks/docs_pages/` (one group of pages each); this driver
 maps each file name to its generator, keeps the README's generated blocks in step and checks for drift.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,15 +27,27 @@ from typing import Dict, List
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # docs_pages and the report scripts beside this one
 
 from docs_pages.ablation import baselines, table5  # noqa: E402
-from docs_pages.archive import (archive_attack_tuning_t20, archive_previous_attack, archive_t20,  # noqa: E402
-                                archive_table5_t20)
+from docs_pages.archive import (
+    archive_attack_tuning_t20,
+    archive_previous_attack,
+    archive_t20,  # noqa: E402
+    archive_table5_t20,
+)
 from docs_pages.common import COMMAND, ROOT  # noqa: E402
 from docs_pages.evaluation import curve, eps_sweep, eval_report, finding  # noqa: E402
-from docs_pages.frontier_study import frontier, frontier_answer  # noqa: E402
+from docs_pages.frontier_study import frontier, frontier_answer, frontier_commands  # noqa: E402
 from docs_pages.registries import attacks, options, presets  # noqa: E402
 from docs_pages.scale import cost_at_scale  # noqa: E402
-from docs_pages.studies import (attack_study, bench, bench_speedups, calibration, fewest_steps,  # noqa: E402
-                                gradient_diagnostics, l2_tuning, training)
+from docs_pages.studies import (
+    attack_study,
+    bench,
+    bench_speedups,
+    calibration,
+    fewest_steps,  # noqa: E402
+    gradient_diagnostics,
+    l2_tuning,
+    training,
+)
 
 from mimic_diffusers.reports import atomic_write  # noqa: E402
 
@@ -70,6 +83,7 @@ RENDERERS = {
     "cost-at-scale.md": cost_at_scale,
     "frontier.md": frontier,
     "_frontier_answer.md": frontier_answer,
+    "_frontier_commands.md": frontier_commands,
 }
 
 
@@ -84,7 +98,11 @@ def render() -> Dict[str, str]:
 
 
 README = os.path.join(ROOT, "README.md")
-README_BLOCKS = {"finding": "_finding.md", "frontier": "_frontier_answer.md", "attacks": "attacks.md"}  # README block -> the fragment it shows
+README_BLOCKS = {
+    "finding": "_finding.md",
+    "frontier": "_frontier_answer.md",
+    "attacks": "attacks.md",
+}  # README block -> the fragment it shows
 
 
 def readme_with_blocks(readme: str, rendered: Dict[str, str]) -> str:
@@ -95,7 +113,7 @@ def readme_with_blocks(readme: str, rendered: Dict[str, str]) -> str:
         if start not in readme or end not in readme:
             raise ValueError(f"README.md lacks the block markers {start.strip()!r} ... {end!r}")
         a = readme.index(start) + len(start)
-        readme = readme[:a] + rendered[name].split("\n", 2)[2] + readme[readme.index(end, a):]
+        readme = readme[:a] + rendered[name].split("\n", 2)[2] + readme[readme.index(end, a) :]
     return readme
 
 
@@ -127,8 +145,11 @@ def main(argv=None) -> int:
     if args.check:
         stale = stale_files(args.out)
         if stale:
-            print("stale generated docs (run python benchmarks/render_docs.py):\n  "
-                  + "\n  ".join(os.path.relpath(s) for s in stale), file=sys.stderr)
+            print(
+                "stale generated docs (run python benchmarks/render_docs.py):\n  "
+                + "\n  ".join(os.path.relpath(s) for s in stale),
+                file=sys.stderr,
+            )
             return 1
         print(f"docs results up to date ({len(render())} files)")
         return 0

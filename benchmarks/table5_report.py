@@ -10,6 +10,7 @@ with its zero-gradient fraction), 3 (BPDA+EOT), 4 (the feedback-cut chain gradie
 sample with its 95% Wilson interval, the worst case when a sample must survive all K purifications, and
 the attack time of the slowest process (minutes; clean pass and model loading not counted).
 """
+
 import argparse
 import dataclasses
 import glob
@@ -22,8 +23,12 @@ from table5_ablation import ROWS  # noqa: E402  (the row order of the ablation s
 
 from mimic_diffusers.evaluation import EvalConfig, attack_label, report_store, threat_key  # noqa: E402
 
-COLUMNS = {"autoattack-standard": "AutoAttack (paper) [zero-grad]", "bpda-eot": "BPDA+EOT",
-           "feedback-cut-pgd-eot": "feedback-cut PGD-EOT", "square": "Square"}
+COLUMNS = {
+    "autoattack-standard": "AutoAttack (paper) [zero-grad]",
+    "bpda-eot": "BPDA+EOT",
+    "feedback-cut-pgd-eot": "feedback-cut PGD-EOT",
+    "square": "Square",
+}
 
 
 def row_lines(name: str, store: str, num_samples: int) -> list:
@@ -50,9 +55,12 @@ def row_lines(name: str, store: str, num_samples: int) -> list:
         w = t["worst_case"]
         all_votes = t.get("worst_case_all_votes")
         all_k = f"{all_votes['accuracy']:.1%}" if all_votes else "-"
-        lines.append(f"| {name} | {t['n']} | {summary['clean']['accuracy']:.1%} | {threat['eps']:g} | " + " | ".join(cells)
-                     + f" | **{w['accuracy']:.1%}** [{w['ci95'][0]:.1%}, {w['ci95'][1]:.1%}] | {all_k}"
-                     + f" | {attack_minutes(store, key, config):.0f} |")
+        lines.append(
+            f"| {name} | {t['n']} | {summary['clean']['accuracy']:.1%} | {threat['eps']:g} | "
+            + " | ".join(cells)
+            + f" | **{w['accuracy']:.1%}** [{w['ci95'][0]:.1%}, {w['ci95'][1]:.1%}] | {all_k}"
+            + f" | {attack_minutes(store, key, config):.0f} |"
+        )
     return lines
 
 
@@ -64,8 +72,15 @@ def attack_minutes(store: str, key: str, config: EvalConfig) -> float:
     for path in glob.glob(os.path.join(store, "results.rank*.jsonl")):
         with open(path) as f:
             records = [json.loads(line) for line in f if line.strip()]
-        per_shard.append(sum(a["seconds"] for r in records if r["threat"] == key and r["batch"] < batches
-                             for name, a in r.get("attacks", {}).items() if name in labels))
+        per_shard.append(
+            sum(
+                a["seconds"]
+                for r in records
+                if r["threat"] == key and r["batch"] < batches
+                for name, a in r.get("attacks", {}).items()
+                if name in labels
+            )
+        )
     return max(per_shard, default=0.0) / 60
 
 
@@ -77,13 +92,20 @@ def main():
     args = p.parse_args()
     if not os.path.isdir(args.table_dir):
         raise SystemExit(f"error: table_dir {args.table_dir!r} is not a folder")
-    stores = {name: os.path.join(args.table_dir, name) for name in ROWS
-              if os.path.isfile(os.path.join(args.table_dir, name, "summary.json"))}
+    stores = {
+        name: os.path.join(args.table_dir, name)
+        for name in ROWS
+        if os.path.isfile(os.path.join(args.table_dir, name, "summary.json"))
+    }
     if args.default:
         if not os.path.isfile(os.path.join(args.default, "summary.json")):
             raise SystemExit(f"error: --default {args.default!r} holds no summary.json")
         stores = {"default (l1-both-window)": args.default, **stores}
-    print("| row | N | clean | eps | " + " | ".join(COLUMNS.values()) + " | worst case [95% CI] | all-K worst | attack min |")
+    print(
+        "| row | N | clean | eps | "
+        + " | ".join(COLUMNS.values())
+        + " | worst case [95% CI] | all-K worst | attack min |"
+    )
     print("|---|---|---|---|" + "---|" * len(COLUMNS) + "---|---|---|")
     for name, store in stores.items():
         for line in row_lines(name, store, args.num_samples):

@@ -12,21 +12,24 @@ scored on `--eval-purifications` independent purifications (mean accuracy: less 
     python benchmarks/tune_attacks.py --num-images 16 --eps 0.3 --steps 100 --eval-purifications 2 --skip-diagnostics \
         --scheduler-options '{"distance": "l2", "short_range": false}' --grid '[["exact-pgd-eot", {"steps": 10}]]'
 """
+
 import argparse
 import json
 import time
 
-import torch
-
+from mimic_diffusers import load_pipeline
 from mimic_diffusers.attacks import PurifyThenClassify, create_attack, gradient_diagnostics
 from mimic_diffusers.data import load_image_dataset, to_tensors
-from mimic_diffusers import load_pipeline
 from mimic_diffusers.reports import atomic_write
 
 GRID = [
-    ("bpda-eot", {"steps": 5}), ("bpda-eot", {"steps": 20}), ("bpda-eot", {"steps": 20, "eot": 4}),
-    ("exact-pgd-eot", {"steps": 5, "tau": 0.05}), ("exact-pgd-eot", {"steps": 20, "tau": 0.05}),
-    ("exact-pgd-eot", {"steps": 5, "tau": 0.5}), ("exact-pgd-eot", {"steps": 20, "tau": 0.5}),
+    ("bpda-eot", {"steps": 5}),
+    ("bpda-eot", {"steps": 20}),
+    ("bpda-eot", {"steps": 20, "eot": 4}),
+    ("exact-pgd-eot", {"steps": 5, "tau": 0.05}),
+    ("exact-pgd-eot", {"steps": 20, "tau": 0.05}),
+    ("exact-pgd-eot", {"steps": 5, "tau": 0.5}),
+    ("exact-pgd-eot", {"steps": 20, "tau": 0.5}),
     ("exact-pgd-eot", {"steps": 20, "tau": 0.5, "sign_surrogate": "tanh"}),
     ("exact-pgd-eot", {"steps": 20, "tau": 0.5, "gradient_steps": 10}),
 ]
@@ -34,7 +37,7 @@ GRID = [
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--pipeline", default="pipelines/mnist-mimic")
+    p.add_argument("--pipeline", default="mnist-mimic")
     p.add_argument("--num-images", type=int, default=32)
     p.add_argument("--eps", type=float, default=0.3)
     p.add_argument("--steps", type=int, default=20, help="purification steps")
@@ -42,15 +45,21 @@ def main():
     p.add_argument("--grid", type=json.loads, default=GRID, help="JSON list of [attack name, params]")
     p.add_argument("--eval-purifications", type=int, default=1)
     p.add_argument("--skip-diagnostics", action="store_true")
-    p.add_argument("--scheduler-options", type=json.loads, default={},
-                   help="JSON scheduler options of an ablation row, e.g. '{\"distance\": \"l2\", \"short_range\": false}'")
+    p.add_argument(
+        "--scheduler-options",
+        type=json.loads,
+        default={},
+        help='JSON scheduler options of an ablation row, e.g. \'{"distance": "l2", "short_range": false}\'',
+    )
     args = p.parse_args()
     pipe = load_pipeline(args.pipeline, args.scheduler_options)
     x, y = to_tensors(load_image_dataset("mnist5k", split="test"), 1, indices=range(args.num_images))
     pipe.set_progress_bar_config(disable=True)
     defense = PurifyThenClassify(pipe, num_inference_steps=args.steps)
     rows = []
-    for mode in () if args.skip_diagnostics else ("autograd", "bpda", "exact", "feedback-cut"):  # what each gradient mode sees at the clean inputs
+    for mode in (
+        () if args.skip_diagnostics else ("autograd", "bpda", "exact", "feedback-cut")
+    ):  # what each gradient mode sees at the clean inputs
         d = gradient_diagnostics(PurifyThenClassify(pipe, gradient=mode, num_inference_steps=args.steps), x, y)
         rows.append({"gradient_mode": mode, **d})
         print(json.dumps(rows[-1]), flush=True)
@@ -61,13 +70,31 @@ def main():
         seconds = time.time() - start
         defense.reseed(7)
         correct = defense.predict(x_adv, votes=args.eval_purifications) == y  # (K, B)
-        rows.append({"attack": name, "params": params, "robust_accuracy": float(correct.float().mean()),
-                     "robust_every_purification": float(correct.all(0).float().mean()),
-                     "eval_purifications": args.eval_purifications, "seconds": round(seconds, 1),
-                     "grad_l1_mean": attack.diagnostics.get("grad_l1_mean")})
+        rows.append(
+            {
+                "attack": name,
+                "params": params,
+                "robust_accuracy": float(correct.float().mean()),
+                "robust_every_purification": float(correct.all(0).float().mean()),
+                "eval_purifications": args.eval_purifications,
+                "seconds": round(seconds, 1),
+                "grad_l1_mean": attack.diagnostics.get("grad_l1_mean"),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
-        atomic_write(args.output, json.dumps({"num_images": args.num_images, "eps": args.eps, "steps": args.steps,
-                                                "scheduler_options": args.scheduler_options, "rows": rows}, indent=1))
+        atomic_write(
+            args.output,
+            json.dumps(
+                {
+                    "num_images": args.num_images,
+                    "eps": args.eps,
+                    "steps": args.steps,
+                    "scheduler_options": args.scheduler_options,
+                    "rows": rows,
+                },
+                indent=1,
+            ),
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """mimic-diffusers: MimicDiffusion adversarial purification for the diffusers ecosystem."""
+
 __version__ = "0.1.0"
 
 from .classifier import ModuleClassifier, TimmClassifier
@@ -11,7 +12,20 @@ from .pipeline_mimic_diffusion import MimicDiffusionPipeline
 from .scheduling_mimic import PRESETS, MimicDiffusionScheduler, MimicSchedulerOutput
 
 __all__ = [
-    "DiffPurePipeline", "GDMPPipeline", "MimicDiffusionPipeline", "MimicDiffusionScheduler",
-    "MimicSchedulerOutput", "ModuleClassifier", "PRESETS", "RobustBenchClassifier", "TimmClassifier", "TransformersClassifier", "guidance_loss",
-    "in_guidance_window", "l1_distance", "l2_distance", "load_pipeline", "sr_operator",
+    "DiffPurePipeline",
+    "GDMPPipeline",
+    "MimicDiffusionPipeline",
+    "MimicDiffusionScheduler",
+    "MimicSchedulerOutput",
+    "ModuleClassifier",
+    "PRESETS",
+    "RobustBenchClassifier",
+    "TimmClassifier",
+    "TransformersClassifier",
+    "guidance_loss",
+    "in_guidance_window",
+    "l1_distance",
+    "l2_distance",
+    "load_pipeline",
+    "sr_operator",
 ]

@@ -1,4 +1,5 @@
 """Assemble a pipeline folder (Hub layout) from a UNet and a classifier: local folders or Hub ids."""
+
 from __future__ import annotations
 
 import json
@@ -7,15 +8,14 @@ import shutil
 import tempfile
 from typing import Optional
 
-
 # Where a classifier comes from: `<kind>:<id>` (a folder of any of the three components needs no prefix).
 CLASSIFIER_SOURCES = {
     "timm": "timm:<name.tag>, timm:hf-hub:<org/name> or timm:local-dir:<folder> (or hf-hub:<org/name>): a timm "
-            "model with its pretrained weights and normalisation",
+    "model with its pretrained weights and normalisation",
     "transformers": "transformers:<Hub id or folder>: an AutoModelForImageClassification with its image "
-                    "processor's normalisation",
+    "processor's normalisation",
     "robustbench": "robustbench:<architecture> with weights=<RobustBench checkpoint (.pt, read with weights_only) "
-                   "or .safetensors>: a RobustBench CIFAR WideResNet",
+    "or .safetensors>: a RobustBench CIFAR WideResNet",
 }
 
 
@@ -23,8 +23,17 @@ def list_classifier_sources() -> list:
     return sorted(CLASSIFIER_SOURCES)
 
 
-def load_classifier(spec: str, in_chans: int = 3, image_size: int = 32, num_classes: int = 10, weights: Optional[str] = None,
-                    model_kwargs: Optional[dict] = None, mean=None, std=None, options: Optional[dict] = None):
+def load_classifier(
+    spec: str,
+    in_chans: int = 3,
+    image_size: int = 32,
+    num_classes: int = 10,
+    weights: Optional[str] = None,
+    model_kwargs: Optional[dict] = None,
+    mean=None,
+    std=None,
+    options: Optional[dict] = None,
+):
     """A classifier component (taking [0, 1] images) from `spec`: a saved component folder (TimmClassifier,
     TransformersClassifier or RobustBenchClassifier), `<source>:<id>` (`CLASSIFIER_SOURCES`), or a bare timm
     architecture name (weights from a safetensors file of the timm model's state dict, or random).
@@ -36,8 +45,9 @@ def load_classifier(spec: str, in_chans: int = 3, image_size: int = 32, num_clas
         config = os.path.join(spec, "config.json")
         name = json.load(open(config)).get("_class_name") if os.path.isfile(config) else None
         if name not in classes:
-            raise ValueError(f"classifier {spec!r}: a folder must hold a saved {' / '.join(classes)} (config.json "
-                             f"names {name!r})")
+            raise ValueError(
+                f"classifier {spec!r}: a folder must hold a saved {' / '.join(classes)} (config.json names {name!r})"
+            )
         return classes[name].from_pretrained(spec, use_safetensors=True).eval()
     source, _, rest = spec.partition(":")
     if source == "hf-hub":
@@ -48,17 +58,28 @@ def load_classifier(spec: str, in_chans: int = 3, image_size: int = 32, num_clas
         return TransformersClassifier.from_transformers(rest)
     if source == "robustbench":
         if weights is None:
-            raise ValueError(f"classifier {spec!r}: a robustbench classifier needs weights (a RobustBench checkpoint "
-                             "file, e.g. models/cifar10/Linf/Standard.pt from RobustBench's model zoo)")
+            raise ValueError(
+                f"classifier {spec!r}: a robustbench classifier needs weights (a RobustBench checkpoint "
+                "file, e.g. models/cifar10/Linf/Standard.pt from RobustBench's model zoo)"
+            )
         if weights.endswith(".safetensors"):
             classifier = RobustBenchClassifier(architecture=rest, num_classes=num_classes, **(options or {}))
             classifier.model.load_state_dict(_safetensors(weights))
             return classifier.eval()
-        return RobustBenchClassifier.from_checkpoint(weights, architecture=rest, num_classes=num_classes, **(options or {}))
+        return RobustBenchClassifier.from_checkpoint(
+            weights, architecture=rest, num_classes=num_classes, **(options or {})
+        )
     if ":" in spec:
         raise ValueError(f"classifier {spec!r}: unknown source {source!r}; choose from {list_classifier_sources()}")
-    classifier = TimmClassifier(model_name=spec, num_classes=num_classes, in_chans=in_chans, image_size=image_size,
-                                mean=mean, std=std, model_kwargs=model_kwargs or {})
+    classifier = TimmClassifier(
+        model_name=spec,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        image_size=image_size,
+        mean=mean,
+        std=std,
+        model_kwargs=model_kwargs or {},
+    )
     if weights is not None:
         classifier.model.load_state_dict(_safetensors(weights))
     return classifier
@@ -74,8 +95,13 @@ def _safetensors(path: str) -> dict:
     return load_file(path)
 
 
-def assemble_pipeline(unet: str, classifier, scheduler_options: Optional[dict] = None, unet_subfolder: Optional[str] = None,
-                      **classifier_kwargs):
+def assemble_pipeline(
+    unet: str,
+    classifier,
+    scheduler_options: Optional[dict] = None,
+    unet_subfolder: Optional[str] = None,
+    **classifier_kwargs,
+):
     """A MimicDiffusionPipeline from a UNet2DModel (a folder or a Hub id, safetensors only) and a classifier
     (a component, or a `load_classifier` spec with `classifier_kwargs`; its channels and size are the UNet's)."""
     from diffusers import UNet2DModel
@@ -85,10 +111,12 @@ def assemble_pipeline(unet: str, classifier, scheduler_options: Optional[dict] =
 
     unet_model = UNet2DModel.from_pretrained(unet, subfolder=unet_subfolder, use_safetensors=True)
     if isinstance(classifier, str):
-        classifier = load_classifier(classifier, unet_model.config.in_channels, unet_model.config.sample_size,
-                                     **classifier_kwargs)
-    return MimicDiffusionPipeline(unet=unet_model, scheduler=MimicDiffusionScheduler(**(scheduler_options or {})),
-                                  classifier=classifier)
+        classifier = load_classifier(
+            classifier, unet_model.config.in_channels, unet_model.config.sample_size, **classifier_kwargs
+        )
+    return MimicDiffusionPipeline(
+        unet=unet_model, scheduler=MimicDiffusionScheduler(**(scheduler_options or {})), classifier=classifier
+    )
 
 
 def save_pipeline_folder(pipe, output: str, results=None, training=None, dataset=None) -> None:

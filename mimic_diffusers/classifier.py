@@ -5,6 +5,7 @@ saved and loaded with the pipeline as safetensors + `config.json`. It takes imag
 normalises them itself, so attacks and purification all work in the same [0, 1] space.
 `TimmClassifier.from_timm` imports pretrained timm models (tags, `hf-hub:` ids, `local-dir:` folders).
 """
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,14 @@ class TimmClassifier(ModelMixin, ConfigMixin):
         return self.model((images - self.input_mean) / self.input_std)
 
     @classmethod
-    def from_timm(cls, model_id: str, pretrained: bool = True, num_classes: Optional[int] = None,
-                  in_chans: Optional[int] = None, **model_kwargs) -> "TimmClassifier":
+    def from_timm(
+        cls,
+        model_id: str,
+        pretrained: bool = True,
+        num_classes: Optional[int] = None,
+        in_chans: Optional[int] = None,
+        **model_kwargs,
+    ) -> "TimmClassifier":
         """Import a timm model with its weights: `model_id` is anything `timm.create_model` takes, e.g.
         `resnet50.a1_in1k`, `hf-hub:org/name` or `local-dir:/path` (a folder with timm's `config.json` and
         `model.safetensors`). Normalisation and input size come from the model's pretrained config; the result
@@ -69,8 +76,9 @@ class TimmClassifier(ModelMixin, ConfigMixin):
         from timm.models import get_model_args, get_model_input_config
 
         try:
-            model = timm.create_model(model_id, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans,
-                                      **model_kwargs)
+            model = timm.create_model(
+                model_id, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **model_kwargs
+            )
         except (RuntimeError, ValueError, FileNotFoundError) as e:
             raise ValueError(f"model_id={model_id!r} could not be built by timm.create_model: {e}") from e
         cfg, current = model.pretrained_cfg, get_model_input_config(model)
@@ -87,9 +95,16 @@ class TimmClassifier(ModelMixin, ConfigMixin):
         if len(mean) != channels:
             mean, std = [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
         height, width = current["input_size"][1:]
-        classifier = cls(model_name=cfg["architecture"], num_classes=classes,
-                         in_chans=channels, image_size=height if height == width else [height, width], mean=mean,
-                         std=std, model_kwargs=args, source=model_id)
+        classifier = cls(
+            model_name=cfg["architecture"],
+            num_classes=classes,
+            in_chans=channels,
+            image_size=height if height == width else [height, width],
+            mean=mean,
+            std=std,
+            model_kwargs=args,
+            source=model_id,
+        )
         classifier.model.load_state_dict(model.state_dict())
         return classifier.eval()
 
@@ -103,3 +118,13 @@ class ModuleClassifier(torch.nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.module(images)
+
+    # diffusers' `pipe.device` / `pipe.dtype` read these of every component (a ModelMixin has them, a plain
+    # nn.Module does not): the first parameter's, or CPU / float32 for a module without parameters.
+    @property
+    def device(self) -> torch.device:
+        return next((p.device for p in self.parameters()), torch.device("cpu"))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next((p.dtype for p in self.parameters()), torch.float32)

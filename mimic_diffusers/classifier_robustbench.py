@@ -26,6 +26,7 @@ wide_resnet.py` and `dm_wide_resnet.py`, `model_zoo/cifar10.py` / `cifar100.py`,
 * "wrn-70-16-classic": classic 70-16: Jia2022LAS-AT_70_16; also DiffPure's paper WRN-70-16 (`cifar10-wrn-70-16-
   dropout`, classifiers/cifar10_resnet.py: dropout 0.3, a no-op in eval) with `mean=CIFAR10_MEAN, std=CIFAR10_STD`.
 """
+
 from __future__ import annotations
 
 import os
@@ -77,8 +78,15 @@ class WideResNet(nn.Module):
     """Classic CIFAR WideResNet (Zagoruyko & Komodakis) as RobustBench builds it; no input normalisation.
     `sub_block1` only adds the weights (unused in forward) that some zoo checkpoints carry, so they load strictly."""
 
-    def __init__(self, depth: int = 28, num_classes: int = 10, widen_factor: int = 10, sub_block1: bool = False,
-                 drop_rate: float = 0.0, bias_last: bool = True):
+    def __init__(
+        self,
+        depth: int = 28,
+        num_classes: int = 10,
+        widen_factor: int = 10,
+        sub_block1: bool = False,
+        drop_rate: float = 0.0,
+        bias_last: bool = True,
+    ):
         super().__init__()
         if (depth - 4) % 6:
             raise ValueError(f"depth={depth} must be 6n+4 (e.g. 28, 34, 70)")
@@ -132,9 +140,17 @@ class DMWideResNet(nn.Module):
     Normalises [0, 1] input itself with non-persistent `mean`/`std` buffers (as there: not in checkpoints).
     Defaults are the zoo's: 70-16 with Swish (= SiLU, same values and gradient as RobustBench's autograd Swish)."""
 
-    def __init__(self, num_classes: int = 10, depth: int = 70, width: int = 16, activation_fn=nn.SiLU,
-                 mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD, padding: int = 0,
-                 num_input_channels: int = 3):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        depth: int = 70,
+        width: int = 16,
+        activation_fn=nn.SiLU,
+        mean: Sequence[float] = CIFAR10_MEAN,
+        std: Sequence[float] = CIFAR10_STD,
+        padding: int = 0,
+        num_input_channels: int = 3,
+    ):
         super().__init__()
         if (depth - 4) % 6:
             raise ValueError(f"depth={depth} must be 6n+4 (e.g. 28, 70)")
@@ -143,8 +159,12 @@ class DMWideResNet(nn.Module):
         self.padding = padding
         n, ch = (depth - 4) // 6, [16, 16 * width, 32 * width, 64 * width]
         self.init_conv = nn.Conv2d(num_input_channels, ch[0], 3, stride=1, padding=1, bias=False)
-        self.layer = nn.Sequential(*[_stage("block", _Block, n, ch[i], ch[i + 1], stride, activation_fn)
-                                     for i, stride in enumerate((1, 2, 2))])
+        self.layer = nn.Sequential(
+            *[
+                _stage("block", _Block, n, ch[i], ch[i + 1], stride, activation_fn)
+                for i, stride in enumerate((1, 2, 2))
+            ]
+        )
         self.batchnorm, self.relu = nn.BatchNorm2d(ch[3]), activation_fn()
         self.logits = nn.Linear(ch[3], num_classes)
         self.num_channels = ch[3]
@@ -181,12 +201,24 @@ class RobustBenchClassifier(ModelMixin, ConfigMixin):
     config_name = "config.json"
 
     @register_to_config
-    def __init__(self, architecture: str = "wrn-28-10", num_classes: int = 10, robustbench_name: Optional[str] = None,
-                 dataset: str = "cifar10", threat_model: str = "Linf", mean: Optional[Sequence[float]] = None,
-                 std: Optional[Sequence[float]] = None, depth: Optional[int] = None, width: Optional[int] = None):
+    def __init__(
+        self,
+        architecture: str = "wrn-28-10",
+        num_classes: int = 10,
+        robustbench_name: Optional[str] = None,
+        dataset: str = "cifar10",
+        threat_model: str = "Linf",
+        mean: Optional[Sequence[float]] = None,
+        std: Optional[Sequence[float]] = None,
+        depth: Optional[int] = None,
+        width: Optional[int] = None,
+    ):
         super().__init__()
-        for name, value, choices in (("architecture", architecture, ARCHITECTURES), ("dataset", dataset, DATASET_STATS),
-                                     ("threat_model", threat_model, THREAT_MODELS)):
+        for name, value, choices in (
+            ("architecture", architecture, ARCHITECTURES),
+            ("dataset", dataset, DATASET_STATS),
+            ("threat_model", threat_model, THREAT_MODELS),
+        ):
             if value not in choices:
                 raise ValueError(f"{name}={value!r} is unknown; choose one of {list(choices)}")
         if (mean is None) != (std is None):
@@ -214,8 +246,16 @@ class RobustBenchClassifier(ModelMixin, ConfigMixin):
         return self.model(images)
 
     @classmethod
-    def from_checkpoint(cls, path, architecture: str, num_classes: int = 10, robustbench_name: Optional[str] = None,
-                        dataset: str = "cifar10", threat_model: str = "Linf", **config) -> "RobustBenchClassifier":
+    def from_checkpoint(
+        cls,
+        path,
+        architecture: str,
+        num_classes: int = 10,
+        robustbench_name: Optional[str] = None,
+        dataset: str = "cifar10",
+        threat_model: str = "Linf",
+        **config,
+    ) -> "RobustBenchClassifier":
         """One-time conversion of a RobustBench checkpoint file (e.g. `models/cifar10/Linf/Standard.pt`), loaded
         with `weights_only=True` only (no pickled code runs): a bare state dict or one under "state_dict" /
         "model_state_dict" / "model", leading "module." / "model." stripped, loaded strictly. `config`: more
@@ -223,13 +263,21 @@ class RobustBenchClassifier(ModelMixin, ConfigMixin):
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"path={path!r}: no such checkpoint file")
-        classifier = cls(architecture=architecture, num_classes=num_classes, robustbench_name=robustbench_name,
-                         dataset=dataset, threat_model=threat_model, **config)
+        classifier = cls(
+            architecture=architecture,
+            num_classes=num_classes,
+            robustbench_name=robustbench_name,
+            dataset=dataset,
+            threat_model=threat_model,
+            **config,
+        )
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:
-            raise ValueError(f"{path!r} holds non-tensor objects, which weights_only=True refuses; in a trusted "
-                             "environment re-save just its state dict (torch.save(ckpt['state_dict'], ...))") from error
+            raise ValueError(
+                f"{path!r} holds non-tensor objects, which weights_only=True refuses; in a trusted "
+                "environment re-save just its state dict (torch.save(ckpt['state_dict'], ...))"
+            ) from error
         for wrapper in CHECKPOINT_WRAPPERS:
             if isinstance(checkpoint, dict) and isinstance(checkpoint.get(wrapper), dict):
                 checkpoint = checkpoint[wrapper]
@@ -240,11 +288,12 @@ class RobustBenchClassifier(ModelMixin, ConfigMixin):
         expected = set(classifier.model.state_dict())
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if missing or unexpected:
-            raise ValueError(f"{path!r} does not match architecture={architecture!r}: {len(missing)} missing keys "
-                             f"{missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}")
+            raise ValueError(
+                f"{path!r} does not match architecture={architecture!r}: {len(missing)} missing keys "
+                f"{missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}"
+            )
         try:
             classifier.model.load_state_dict(state, strict=True)
         except RuntimeError as error:  # right names, wrong shapes (e.g. num_classes or width)
             raise ValueError(f"{path!r} does not fit architecture={architecture!r}: {error}") from error
         return classifier.eval()
-

@@ -7,6 +7,7 @@ safetensors. Like `TimmClassifier` it takes (B, C, H, W) images in [0, 1] and no
 `import mimic_diffusers` imports this module, which is what lets a pipeline folder holding one load
 (diffusers resolves the class from `sys.modules`; it does not import modules named by a folder).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -98,10 +99,13 @@ class TransformersClassifier(ModelMixin, ConfigMixin):
             raise ValueError(f"model_id must be a Hub id or a folder, got {model_id!r}")
         try:
             model = AutoModelForImageClassification.from_pretrained(
-                model_id, use_safetensors=True, trust_remote_code=False, dtype=torch.float32)
+                model_id, use_safetensors=True, trust_remote_code=False, dtype=torch.float32
+            )
         except (OSError, ValueError, KeyError, TypeError) as e:  # TypeError: e.g. timm_wrapper on new timm folders
-            raise ValueError(f"model_id={model_id!r} is not a transformers image classifier with safetensors "
-                             f"weights (timm checkpoints: TimmClassifier.from_timm): {e}") from e
+            raise ValueError(
+                f"model_id={model_id!r} is not a transformers image classifier with safetensors "
+                f"weights (timm checkpoints: TimmClassifier.from_timm): {e}"
+            ) from e
         try:
             processor = AutoImageProcessor.from_pretrained(model_id, trust_remote_code=False)
         except (OSError, ValueError) as e:
@@ -110,7 +114,8 @@ class TransformersClassifier(ModelMixin, ConfigMixin):
         model_config = {k: v for k, v in model.config.to_dict().items() if not k.startswith("_")}
         model_config["dtype"] = "float32"  # transformers 5 builds from_config in the config's dtype
         mean, std = _processor_normalisation(processor, int(model_config.get("num_channels", 3)))
-        classifier = cls(model_config=model_config, mean=mean, std=std, image_size=_processor_size(processor),
-                         source=model_id)
+        classifier = cls(
+            model_config=model_config, mean=mean, std=std, image_size=_processor_size(processor), source=model_id
+        )
         classifier.model.load_state_dict(model.state_dict())
         return classifier.eval()

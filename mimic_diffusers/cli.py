@@ -2,6 +2,7 @@
 
 Bad input prints one line `error: ...` and exits with status 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,24 +11,61 @@ import sys
 
 # name -> (one-line help, module in mimic_diffusers/commands, what it does, one example)
 COMMANDS = {
-    "demo": ("purify PGD-attacked MNIST digits with the shipped pipeline (demo)", "demo", "Purify PGD-attacked MNIST test digits with the shipped pipeline and print accuracy per eps "
-             "(PGD sees only the classifier: a demo, not a robustness claim).",
-             "mimic-diffusers demo --num-images 16"),
-    "purify": ("purify image files", "purify", "Purify image files (PNG/JPEG) with a pipeline folder or Hub id and write the results.",
-               "mimic-diffusers purify digit.png --output-dir purified/"),
-    "evaluate": ("evaluate a defense under adaptive attacks from a config", "evaluate", "Evaluate a defense under adaptive attacks from a YAML/JSON config: resumable, "
-                 "data parallel, with Wilson intervals, votes and the worst case per sample.",
-                 "mimic-diffusers evaluate --config configs/mnist-default.yaml --report-only"),
-    "train-unet": ("train a pipeline's DDPM UNet (resumable)", "train", "Train the DDPM UNet of a pipeline (Accelerate; rerun the same command to resume).",
-                   "mimic-diffusers train-unet --output-dir runs/unet --max-steps 4000"),
-    "train-classifier": ("train a pipeline's classifier (resumable)", "train", "Train the timm classifier of a pipeline (Accelerate; rerun to resume).",
-                         "mimic-diffusers train-classifier --output-dir runs/classifier"),
-    "build-pipeline": ("assemble a pipeline folder with its model card", "build", "Assemble a pipeline folder (Hub layout, model card) from a trained UNet and "
-                       "classifier; --measure adds its quality figures.",
-                       "mimic-diffusers build-pipeline --unet runs/unet/unet --classifier runs/classifier/classifier "
-                       "--output pipelines/my-pipeline --measure"),
-    "bench": ("speed and memory of purification (ratios in one run)", "bench", "Measure purification speed and memory as ratios within one run (guided vs unguided, "
-              "DiffPure, one exact gradient).", "mimic-diffusers bench --output-dir benchmarks/results --repeats 1"),
+    "demo": (
+        "purify PGD-attacked MNIST digits with the shipped pipeline (demo)",
+        "demo",
+        "Purify PGD-attacked MNIST test digits with the shipped pipeline and print accuracy per eps "
+        "(PGD sees only the classifier: a demo, not a robustness claim).",
+        "mimic-diffusers demo --num-images 16",
+    ),
+    "purify": (
+        "purify image files",
+        "purify",
+        "Purify image files (PNG/JPEG) with a pipeline folder or Hub id and write the results.",
+        "mimic-diffusers purify digit.png --output-dir purified/",
+    ),
+    "evaluate": (
+        "evaluate a defense under adaptive attacks from a config",
+        "evaluate",
+        "Evaluate a defense under adaptive attacks from a YAML/JSON config: resumable, "
+        "data parallel, with Wilson intervals, votes and the worst case per sample.",
+        "mimic-diffusers evaluate --config configs/mnist-default.yaml --report-only",
+    ),
+    "train-unet": (
+        "train a pipeline's DDPM UNet (resumable)",
+        "train",
+        "Train the DDPM UNet of a pipeline (Accelerate; rerun the same command to resume).",
+        "mimic-diffusers train-unet --output-dir runs/unet --max-steps 4000",
+    ),
+    "train-classifier": (
+        "train a pipeline's classifier (resumable)",
+        "train",
+        "Train the timm classifier of a pipeline (Accelerate; rerun to resume).",
+        "mimic-diffusers train-classifier --output-dir runs/classifier",
+    ),
+    "build-pipeline": (
+        "assemble a pipeline folder with its model card",
+        "build",
+        "Assemble a pipeline folder (Hub layout, model card) from a trained UNet and "
+        "classifier; --measure adds its quality figures.",
+        "mimic-diffusers build-pipeline --unet runs/unet/unet --classifier runs/classifier/classifier "
+        "--output-dir pipelines/my-pipeline --measure",
+    ),
+    "calibrate": (
+        "choose a pipeline folder's guidance scale on clean images",
+        "calibrate",
+        "Choose the guidance scale at which clean accuracy through the purifier stays within --tolerance "
+        "points of the classifier's (the smallest such scale by default) and write it into the folder's "
+        "scheduler config.",
+        "mimic-diffusers calibrate --pipeline pipelines/my-pipeline --dataset mnist5k",
+    ),
+    "bench": (
+        "speed and memory of purification (ratios in one run)",
+        "bench",
+        "Measure purification speed and memory as ratios within one run (guided vs unguided, "
+        "DiffPure, one exact gradient).",
+        "mimic-diffusers bench --output-dir benchmarks/results --repeats 1",
+    ),
 }
 
 
@@ -36,13 +74,21 @@ class UsageError(ValueError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mimic-diffusers", description=__doc__.split("\n")[0],
-                                     epilog="Run `mimic-diffusers COMMAND --help` for a command's options.")
+    parser = argparse.ArgumentParser(
+        prog="mimic-diffusers",
+        description=__doc__.split("\n")[0],
+        epilog="Run `mimic-diffusers COMMAND --help` for a command's options.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (short, module, help_text, example) in COMMANDS.items():
         command = importlib.import_module(f"mimic_diffusers.commands.{module}")
-        p = sub.add_parser(name, help=short, description=help_text,
-                           epilog=f"example:\n  {example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=short,
+            description=help_text,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         command.add_arguments(p, name)
         p.set_defaults(_run=command.run)
     return parser

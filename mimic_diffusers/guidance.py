@@ -11,6 +11,7 @@ Notation (paper): x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps; x0_hat is the s
 Every distance is computed *per sample* (a mean over that sample's pixels), and the step sizes are
 per sample too, so no image's result depends on the batch it shares.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Optional
@@ -174,7 +175,9 @@ def guidance_loss(
         d = dist_fn(x0_hat, reference, abs_fn)
         total = total + step_size(step_size_rule, guidance_scale, alpha_bar, d) * d
     if short_range:
-        d = dist_fn(sr_operator(x0_hat, sr_factor, sr_direction), sr_operator(reference, sr_factor, sr_direction), abs_fn)
+        d = dist_fn(
+            sr_operator(x0_hat, sr_factor, sr_direction), sr_operator(reference, sr_factor, sr_direction), abs_fn
+        )
         total = total + step_size(step_size_rule, guidance_scale, alpha_bar, d) * d
     return total.sum()
 
@@ -192,8 +195,12 @@ def validate_guidance_options(**o):
         raise ValueError(f"purification_start must be in (0, 1], got {o['purification_start']}")
     if not (0 <= o["eta"] <= 1):
         raise ValueError(f"eta must be in [0, 1] (0: DDIM, 1: DDPM), got {o['eta']}")
-    choices = dict(distance=sorted(DISTANCES), sr_direction=["down", "up"], step_size_rule=sorted(STEP_SIZE_RULES),
-                   guidance_space=["x0", "xt"])
+    choices = dict(
+        distance=sorted(DISTANCES),
+        sr_direction=["down", "up"],
+        step_size_rule=sorted(STEP_SIZE_RULES),
+        guidance_space=["x0", "xt"],
+    )
     for name, allowed in choices.items():
         if o[name] not in allowed:
             raise ValueError(f"{name} must be one of {allowed}, got {o[name]!r}")
@@ -204,4 +211,6 @@ def validate_guidance_options(**o):
         raise ValueError(f"guidance_reference_steps must be None or an integer >= 1, got {reference!r}")
     scale = o["guidance_scale"]
     if scale is not None and not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale >= 0):
-        raise ValueError(f"guidance_scale must be None (rule default {DEFAULT_SCALES}) or a finite number >= 0, got {scale!r}")
+        raise ValueError(
+            f"guidance_scale must be None (rule default {DEFAULT_SCALES}) or a finite number >= 0, got {scale!r}"
+        )

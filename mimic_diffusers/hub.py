@@ -5,6 +5,7 @@ its own model card (`modelcard.py`; diffusers' own versions would replace it wit
 `looks_like_repo_id` tells a Hub repo id from a local path. The results schema and the card are
 re-exported here for the callers that import them from `mimic_diffusers.hub`.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,12 @@ from diffusers.utils import hub_utils, logging
 
 from .modelcard import CARD_TAGS, DATASETS, LIBRARY_NAME, model_card, write_model_card  # noqa: F401  (re-exported)
 from .results_schema import (  # noqa: F401  (re-exported)
-    MIMIC_OPTIONS, RESULT_KEYS, RESULTS_FILE, load_results, matching_preset, read_json,
+    MIMIC_OPTIONS,
+    RESULT_KEYS,
+    RESULTS_FILE,
+    load_results,
+    matching_preset,
+    read_json,
 )
 
 logger = logging.get_logger(__name__)
@@ -40,22 +46,43 @@ def looks_like_repo_id(path) -> bool:
 class MimicHubMixin:
     """`save_pretrained` always writes a model card; `push_to_hub` uploads the whole folder with it."""
 
-    def save_pretrained(self, save_directory: Union[str, os.PathLike], *args, push_to_hub: bool = False,
-                        overwrite_model_card: bool = False, **kwargs):
+    def save_pretrained(
+        self,
+        save_directory: Union[str, os.PathLike],
+        *args,
+        push_to_hub: bool = False,
+        overwrite_model_card: bool = False,
+        **kwargs,
+    ):
         hub_kwargs = {k: kwargs.pop(k) for k in ("commit_message", "private", "create_pr", "token") if k in kwargs}
         repo_id = kwargs.pop("repo_id", os.path.basename(os.path.normpath(str(save_directory))))
         super().save_pretrained(save_directory, *args, **kwargs)
         write_model_card(str(save_directory), repo_id=repo_id if push_to_hub else None, overwrite=overwrite_model_card)
         if push_to_hub:
-            repo_id = hub_utils.create_repo(repo_id, exist_ok=True, private=hub_kwargs.get("private"),
-                                            token=hub_kwargs.get("token")).repo_id
-            return self._upload_folder(str(save_directory), repo_id, token=hub_kwargs.get("token"),
-                                       commit_message=hub_kwargs.get("commit_message"),
-                                       create_pr=hub_kwargs.get("create_pr", False))
+            repo_id = hub_utils.create_repo(
+                repo_id, exist_ok=True, private=hub_kwargs.get("private"), token=hub_kwargs.get("token")
+            ).repo_id
+            return self._upload_folder(
+                str(save_directory),
+                repo_id,
+                token=hub_kwargs.get("token"),
+                commit_message=hub_kwargs.get("commit_message"),
+                create_pr=hub_kwargs.get("create_pr", False),
+            )
 
-    def push_to_hub(self, repo_id: str, commit_message: Optional[str] = None, private: Optional[bool] = None,
-                    token: Optional[str] = None, create_pr: bool = False, safe_serialization: bool = True,
-                    variant: Optional[str] = None, results=None, dataset=None, training=None):
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: Optional[str] = None,
+        private: Optional[bool] = None,
+        token: Optional[str] = None,
+        create_pr: bool = False,
+        safe_serialization: bool = True,
+        variant: Optional[str] = None,
+        results=None,
+        dataset=None,
+        training=None,
+    ):
         """Upload model_index.json, unet/, scheduler/, classifier/, README.md (and results.json if any).
 
         README.md is generated from this pipeline. Without `results`, the `results.json` of the folder this pipeline was loaded from travels along,
@@ -69,8 +96,9 @@ class MimicHubMixin:
                 with open(os.path.join(tmpdir, RESULTS_FILE), "w") as f:
                     json.dump(load_results(results), f, indent=1)
             write_model_card(tmpdir, dataset=dataset, training=training, repo_id=repo_id, overwrite=True)
-            return self._upload_folder(tmpdir, repo_id, token=token, commit_message=commit_message,
-                                       create_pr=create_pr)
+            return self._upload_folder(
+                tmpdir, repo_id, token=token, commit_message=commit_message, create_pr=create_pr
+            )
 
     def _source_results(self):
         source = self.name_or_path

@@ -8,6 +8,7 @@ Accepted `image` inputs (all pixel values in [0, 1] for floats, [0, 255] for uin
 The pipeline then maps [0, 1] -> [-1, 1] with x * 2 - 1 before the UNet and back with (x + 1) / 2.
 Bad input raises ValueError/TypeError naming the argument and what was expected.
 """
+
 from __future__ import annotations
 
 import os
@@ -75,7 +76,9 @@ def _from_one(image, channels: int, name: str) -> torch.Tensor:
         if image.ndim != 4:
             raise ValueError(f"{name}: tensor must be (C, H, W) or (B, C, H, W), got shape {tuple(image.shape)}")
         return image
-    raise TypeError(f"{name}: expected a torch.Tensor, numpy array, PIL image or a list of them, got {type(image).__name__}")
+    raise TypeError(
+        f"{name}: expected a torch.Tensor, numpy array, PIL image or a list of them, got {type(image).__name__}"
+    )
 
 
 def to_image_tensor(
@@ -115,8 +118,14 @@ def to_image_tensor(
     return x.float().clamp(0, 1) if x.dtype != torch.float32 or lo < 0 or hi > 1 else x
 
 
-def read_image_file(path: str, channels: int = 1, size: Optional[int] = None, max_bytes: Optional[int] = None,
-                    min_side: int = 1, max_side: Optional[int] = None) -> Tuple[torch.Tensor, Tuple[int, int]]:
+def read_image_file(
+    path: str,
+    channels: int = 1,
+    size: Optional[int] = None,
+    max_bytes: Optional[int] = None,
+    min_side: int = 1,
+    max_side: Optional[int] = None,
+) -> Tuple[torch.Tensor, Tuple[int, int]]:
     """An image file PIL reads as a (1, C, H, W) tensor in [0, 1], converted to L or RGB (`channels`) and
     resized to size x size when `size` is given, and its original (width, height). The file size and the
     sides are checked before the pixels are decoded; a bad file raises ValueError naming it."""
@@ -137,7 +146,9 @@ def read_image_file(path: str, channels: int = 1, size: Optional[int] = None, ma
         if min(width, height) < min_side or (max_side is not None and max(width, height) > max_side):
             limits = f"{min_side} to {max_side}" if max_side is not None else f"at least {min_side}"
             resized = f" (it is then resized to {size}x{size})" if size else ""
-            raise ValueError(f"{name} has the wrong size: {width}x{height} px; accepted are {limits} px per side{resized}")
+            raise ValueError(
+                f"{name} has the wrong size: {width}x{height} px; accepted are {limits} px per side{resized}"
+            )
         try:
             image = image.convert(mode)
         except (OSError, SyntaxError, ValueError):

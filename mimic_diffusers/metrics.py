@@ -1,4 +1,5 @@
 """Accuracy with Wilson intervals, worst case over attacks, majority vote: small pure functions."""
+
 from __future__ import annotations
 
 import math

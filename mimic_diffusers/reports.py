@@ -1,5 +1,6 @@
 """Reports of an evaluation: summary.json, results.md (Markdown table) and PNG plots. Every file is
 written to a temporary name and renamed, so an interrupted run never leaves a half-written report."""
+
 from __future__ import annotations
 
 import io
@@ -23,25 +24,36 @@ def _pct(a: dict) -> str:
     return f"{a['accuracy']:.1%} [{a['ci95'][0]:.1%}, {a['ci95'][1]:.1%}]"
 
 
-METRIC_NOTE = ("A sample counts as robust under a rule (the first purification; the majority of K; all K) only if "
-               "that rule classifies both its clean and its attacked input correctly.")
+METRIC_NOTE = (
+    "A sample counts as robust under a rule (the first purification; the majority of K; all K) only if "
+    "that rule classifies both its clean and its attacked input correctly."
+)
 
-CASCADE_NOTE = ("Cascade: each attack ran only on the samples still robust after the clean pass and the attacks above "
-                "it, so each row is cumulative (robust after that attack and every one above it). A skipped sample was "
-                "already broken under every rule, so the worst case is defined as with every attack on every sample.")
+CASCADE_NOTE = (
+    "Cascade: each attack ran only on the samples still robust after the clean pass and the attacks above "
+    "it, so each row is cumulative (robust after that attack and every one above it). A skipped sample was "
+    "already broken under every rule, so the worst case is defined as with every attack on every sample."
+)
 
 
 def markdown_table(summary: dict) -> str:
     k = summary["config"]["votes"]
     every_clean = f", all {k}: {summary['clean_all_votes']['accuracy']:.1%}" if "clean_all_votes" in summary else ""
-    lines = [f"Clean (standard) accuracy through the defense: {_pct(summary['clean'])} (n={summary['clean']['n']}, "
-             f"{summary['config']['num_inference_steps']} steps, majority of {k}: "
-             f"{summary['clean_vote']['accuracy']:.1%}{every_clean})", "", METRIC_NOTE, ""]
+    lines = [
+        f"Clean (standard) accuracy through the defense: {_pct(summary['clean'])} (n={summary['clean']['n']}, "
+        f"{summary['config']['num_inference_steps']} steps, majority of {k}: "
+        f"{summary['clean_vote']['accuracy']:.1%}{every_clean})",
+        "",
+        METRIC_NOTE,
+        "",
+    ]
     if any(t.get("cascade") for t in summary["threats"].values()):
         lines += [CASCADE_NOTE, ""]
-    lines += [f"| threat | attack | robust acc [95% CI] | vote acc | all-{k} acc | n | "
-              "mean abs input grad (L1) | zero-grad frac | params | wall s |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        f"| threat | attack | robust acc [95% CI] | vote acc | all-{k} acc | n | "
+        "mean abs input grad (L1) | zero-grad frac | params | wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for key, t in summary["threats"].items():
         for label, a in t["attacks"].items():
             g = "-" if a["grad_l1_mean"] is None else f"{a['grad_l1_mean']:.3g}"
@@ -49,10 +61,16 @@ def markdown_table(summary: dict) -> str:
             params = ", ".join(f"{k}={v}" for k, v in a["params"].items())
             every = "-" if a.get("all_votes") is None else f"{a['all_votes']['accuracy']:.1%}"
             name = label if a["name"] == label else f"{label} ({a['name']})"
-            lines.append(f"| {key} | {name} | {_pct(a)} | {a['vote']['accuracy']:.1%} | {every} | {a['n']} | {g} | {z} | "
-                         f"{params} | {a['seconds']:.0f} |")
-        vote, every = (f"{t[f]['accuracy']:.1%}" if f in t else "-" for f in ("worst_case_vote", "worst_case_all_votes"))
-        lines.append(f"| {key} | **worst case** | **{_pct(t['worst_case'])}** | {vote} | {every} | {t['worst_case']['n']} | | | | |")
+            lines.append(
+                f"| {key} | {name} | {_pct(a)} | {a['vote']['accuracy']:.1%} | {every} | {a['n']} | {g} | {z} | "
+                f"{params} | {a['seconds']:.0f} |"
+            )
+        vote, every = (
+            f"{t[f]['accuracy']:.1%}" if f in t else "-" for f in ("worst_case_vote", "worst_case_all_votes")
+        )
+        lines.append(
+            f"| {key} | **worst case** | **{_pct(t['worst_case'])}** | {vote} | {every} | {t['worst_case']['n']} | | | | |"
+        )
     warnings = [w for t in summary["threats"].values() for w in t["warnings"]]
     if warnings:
         lines += ["", "Warnings:"] + [f"- {w}" for w in warnings]
@@ -81,8 +99,13 @@ def plot_accuracy_vs_eps(summary: dict, path: str) -> None:
             by_norm.setdefault((norm, name), []).append((float(eps), a["accuracy"]))
     for (norm, name), points in sorted(by_norm.items()):
         points.sort()
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{name} ({norm})",
-                linewidth=2.5 if name == "worst case" else 1.2)
+        ax.plot(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            marker="o",
+            label=f"{name} ({norm})",
+            linewidth=2.5 if name == "worst case" else 1.2,
+        )
     ax.set_xlabel("eps")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.02)

@@ -1,5 +1,6 @@
 """A memory guard: estimate what a purification needs before allocating, and refuse a batch that
 cannot fit with a clear message instead of an out-of-memory crash deep inside torch."""
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ a list of results or a dict `{"results": [...], "dataset": ..., "training": ...}
 `{"metric": "robust_accuracy", "value": 0.71, "attack": "BPDA+EOT, Linf eps=0.3", "n": 512, "command": "..."}`
 (further keys, e.g. a label histogram, are kept and shown as details).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -13,14 +14,13 @@ import numbers
 import os
 from typing import Optional
 
-from .scheduling_mimic import PRESETS, MimicDiffusionScheduler
+from .scheduling_mimic import OPTION_DOCS, PRESETS, MimicDiffusionScheduler
 
 RESULTS_FILE = "results.json"
 RESULT_KEYS = ("metric", "value", "attack", "n", "command")
 
 # Every MimicDiffusion option of the scheduler config (the rest is the DDIM beta schedule), explained.
-# every MimicDiffusion option with its description: the scheduler's docstring is the one source
-MIMIC_OPTIONS = MimicDiffusionScheduler.option_docs()
+MIMIC_OPTIONS = OPTION_DOCS
 
 
 def read_json(*parts):
@@ -55,8 +55,11 @@ def load_results(results=None, folder: Optional[str] = None) -> dict:
 
 def matching_preset(options: dict) -> Optional[str]:
     """The name of the `PRESETS` recipe these options equal, if any."""
-    defaults = {k: p.default for k, p in inspect.signature(MimicDiffusionScheduler.__init__).parameters.items()
-                if k in MIMIC_OPTIONS}
+    defaults = {
+        k: p.default
+        for k, p in inspect.signature(MimicDiffusionScheduler.__init__).parameters.items()
+        if k in MIMIC_OPTIONS
+    }
     for name, overrides in PRESETS.items():
         if {**defaults, **overrides} == {k: options.get(k) for k in MIMIC_OPTIONS}:
             return name

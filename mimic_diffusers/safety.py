@@ -3,6 +3,7 @@
 Pickle-based checkpoints (`.bin`, `.pt`, `.pth`, `.ckpt`, `.pkl`) can execute code when loaded, so a
 folder that contains one is refused before diffusers looks at it; no Python file in it is imported.
 """
+
 from __future__ import annotations
 
 import os

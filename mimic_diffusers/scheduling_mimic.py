@@ -4,11 +4,11 @@
 a 1000-step schedule), `eta=0` the deterministic DDIM step. `guided_step` adds the guidance to the
 ordinary x_{t-1}; all options live in `scheduler_config.json` via `register_to_config`.
 """
+
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, List, Optional, Union
 
 import numpy as np
 import torch
@@ -19,11 +19,30 @@ from diffusers.utils import BaseOutput
 
 from .guidance import guidance_loss, in_guidance_window, rule_scale, validate_guidance_options
 
-GUIDANCE_OPTIONS = ("eta", "purification_start", "guidance_window_start", "guidance_window_end", "distance", "long_range",
-                    "short_range", "sr_direction", "sr_factor", "step_size_rule", "guidance_scale", "guidance_space",
-                    "guidance_reference_steps")
+# Every MimicDiffusion option of the scheduler with what it does, in signature order: the one source the
+# model card, the options page and the hub's config checks read (the class docstring repeats it for help()).
+OPTION_DOCS = {
+    "eta": "DDIM eta: 1 = DDPM ancestral step, 0 = deterministic DDIM.",
+    "purification_start": "Start of the reverse process as a fraction of T: 1 = from pure noise; t* < 1 diffuses the "
+    "input to t* first (DiffPure, GDMP).",
+    "guidance_window_start": "Upper end of the guidance window as a fraction of T "
+    "(guided: end * T <= t <= start * T).",
+    "guidance_window_end": "Lower end of the guidance window as a fraction of T.",
+    "distance": 'Distance between x0_hat and the adversarial image: "l1" (per-sample mean) or "l2".',
+    "long_range": "The long-range term dist(x0_hat, x_adv).",
+    "short_range": "The short-range term dist(H(x0_hat), H(x_adv)) through the bicubic operator H.",
+    "sr_direction": 'H resamples "down" (DPS\'s forward operator) or "up" (the paper\'s wording).',
+    "sr_factor": "Resampling factor of H.",
+    "step_size_rule": 'How the guidance step size depends on t: "paper" (1 / alpha_bar^2), "dps", "constant", '
+    '"official", "gdmp".',
+    "guidance_scale": "Scale of the step size rule (None = the rule's default).",
+    "guidance_space": '"x0" guides the predicted clean image; "xt" guides the noisy sample (GDMP).',
+    "guidance_reference_steps": "Step sizes are for this many steps; other step counts rescale them so the total "
+    "pull does not depend on T (None: fixed per step).",
+}
 
-# Named recipes; each is a set of config overrides on top of the defaults below.
+# Named recipes; each is a set of options on top of the library defaults below (never on top of another
+# scheduler's options: see `MimicDiffusionScheduler.from_preset`).
 PRESETS = {
     # MimicDiffusion as this library runs it by default (see README for how defaults were chosen)
     "mimic": {},
@@ -31,13 +50,26 @@ PRESETS = {
     "mimic-paper": dict(sr_direction="up", step_size_rule="paper", guidance_scale=1.0),
     # the authors' code, made batch independent: window ~79%..11% T, rho = 3000 sqrt(abar),
     # "short range" = nearest-upsampled transpose, i.e. the long-range term counted twice
-    "mimic-official": dict(guidance_window_start=0.79, guidance_window_end=0.11, step_size_rule="official",
-                           short_range=False, guidance_scale=6000.0),
+    "mimic-official": dict(
+        guidance_window_start=0.79,
+        guidance_window_end=0.11,
+        step_size_rule="official",
+        short_range=False,
+        guidance_scale=6000.0,
+    ),
     # DiffPure (Nie et al.): diffuse x_adv to t* = 0.1, denoise, no guidance
     "diffpure": dict(purification_start=0.1, long_range=False, short_range=False),
     # GDMP (Wang et al.): diffuse to t*, guide x_t toward the equally diffused x_adv in every step (MSE)
-    "gdmp": dict(purification_start=0.36, guidance_window_start=1.0, guidance_window_end=0.0, distance="l2",
-                 short_range=False, guidance_space="xt", step_size_rule="gdmp", guidance_scale=0.05),
+    "gdmp": dict(
+        purification_start=0.36,
+        guidance_window_start=1.0,
+        guidance_window_end=0.0,
+        distance="l2",
+        short_range=False,
+        guidance_space="xt",
+        step_size_rule="gdmp",
+        guidance_scale=0.05,
+    ),
 }
 
 
@@ -52,13 +84,14 @@ class MimicDiffusionScheduler(DDIMScheduler):
     r"""A `DDIMScheduler` whose `guided_step` adds MimicDiffusion's guidance (Song & Lai) inside a window.
 
     The first 15 arguments are `DDIMScheduler`'s (`timestep_spacing="trailing"`: t = 999, ..., 9 at 100
-    steps). Each MimicDiffusion option is described here once: the model card and docs render this list.
+    steps). The MimicDiffusion options below are those of `OPTION_DOCS`, which the model card and docs render.
 
     Args:
         eta (`float`, defaults to 1.0):
             DDIM eta: 1 = DDPM ancestral step, 0 = deterministic DDIM.
         purification_start (`float`, defaults to 1.0):
-            Start of the reverse process as a fraction of T: 1 = from pure noise; t* < 1 diffuses the input to t* first (DiffPure, GDMP).
+            Start of the reverse process as a fraction of T: 1 = from pure noise; t* < 1 diffuses the input to
+            t* first (DiffPure, GDMP).
         guidance_window_start (`float`, defaults to 0.5):
             Upper end of the guidance window as a fraction of T (guided: end * T <= t <= start * T).
         guidance_window_end (`float`, defaults to 0.2):
@@ -80,7 +113,8 @@ class MimicDiffusionScheduler(DDIMScheduler):
         guidance_space (`str`, defaults to "x0"):
             "x0" guides the predicted clean image; "xt" guides the noisy sample (GDMP).
         guidance_reference_steps (`int`, *optional*, defaults to 100):
-            Step sizes are for this many steps; other step counts rescale them so the total pull does not depend on T (None: fixed per step).
+            Step sizes are for this many steps; other step counts rescale them so the total pull does not
+            depend on T (None: fixed per step).
 
     Example:
         >>> scheduler = MimicDiffusionScheduler.from_preset("mimic-paper")
@@ -123,40 +157,63 @@ class MimicDiffusionScheduler(DDIMScheduler):
         guidance_reference_steps: Optional[int] = 100,
     ):
         validate_guidance_options(
-            eta=eta, purification_start=purification_start, guidance_window_start=guidance_window_start,
-            guidance_window_end=guidance_window_end, distance=distance, sr_direction=sr_direction,
-            sr_factor=sr_factor, step_size_rule=step_size_rule, guidance_scale=guidance_scale,
-            guidance_space=guidance_space, guidance_reference_steps=guidance_reference_steps,
+            eta=eta,
+            purification_start=purification_start,
+            guidance_window_start=guidance_window_start,
+            guidance_window_end=guidance_window_end,
+            distance=distance,
+            sr_direction=sr_direction,
+            sr_factor=sr_factor,
+            step_size_rule=step_size_rule,
+            guidance_scale=guidance_scale,
+            guidance_space=guidance_space,
+            guidance_reference_steps=guidance_reference_steps,
         )
         super().__init__(
-            num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
-            beta_schedule=beta_schedule, trained_betas=trained_betas, clip_sample=clip_sample,
-            set_alpha_to_one=set_alpha_to_one, steps_offset=steps_offset, prediction_type=prediction_type,
-            thresholding=thresholding, dynamic_thresholding_ratio=dynamic_thresholding_ratio,
-            clip_sample_range=clip_sample_range, sample_max_value=sample_max_value,
-            timestep_spacing=timestep_spacing, rescale_betas_zero_snr=rescale_betas_zero_snr,
+            num_train_timesteps=num_train_timesteps,
+            beta_start=beta_start,
+            beta_end=beta_end,
+            beta_schedule=beta_schedule,
+            trained_betas=trained_betas,
+            clip_sample=clip_sample,
+            set_alpha_to_one=set_alpha_to_one,
+            steps_offset=steps_offset,
+            prediction_type=prediction_type,
+            thresholding=thresholding,
+            dynamic_thresholding_ratio=dynamic_thresholding_ratio,
+            clip_sample_range=clip_sample_range,
+            sample_max_value=sample_max_value,
+            timestep_spacing=timestep_spacing,
+            rescale_betas_zero_snr=rescale_betas_zero_snr,
         )
-
-    @classmethod
-    def option_docs(cls) -> Dict[str, str]:
-        """{MimicDiffusion option: its description}, read from the class docstring's Args."""
-        docs, name = {}, None
-        for line in inspect.cleandoc(cls.__doc__).split("Args:")[1].split("Example:")[0].splitlines()[1:]:
-            if not line.startswith("        "):
-                name = line.split(" (")[0].strip()
-            if name in GUIDANCE_OPTIONS:
-                docs[name] = (docs.get(name, "") + " " + line.strip()).strip() if line.startswith("        ") else ""
-        return docs
 
     @classmethod
     def from_preset(cls, preset: str = "mimic", base_config=None, **overrides) -> "MimicDiffusionScheduler":
-        """A scheduler for a named recipe (`PRESETS`), optionally on another scheduler's beta schedule."""
+        r"""A scheduler for a named recipe: the library defaults, then the preset's options (`PRESETS`), then
+        `overrides`. Every MimicDiffusion option (`OPTION_DOCS`) not set by the preset or an override is reset
+        to its library default, whatever `base_config` holds; of `base_config` only the beta schedule and the
+        other DDIM settings are kept.
+
+        Args:
+            preset (`str`, defaults to "mimic"): a key of `PRESETS`.
+            base_config (`dict` or `FrozenDict`, *optional*): another scheduler's config whose beta schedule
+                (and DDIM settings) to keep, e.g. `pipe.scheduler.config`.
+            overrides: MimicDiffusion options applied on top of the preset.
+        Returns:
+            `MimicDiffusionScheduler`.
+
+        Example:
+            >>> diffpure = MimicDiffusionScheduler.from_preset("diffpure", base_config=pipe.scheduler.config)
+            >>> diffpure.config.long_range, diffpure.config.guidance_scale  # the pipeline's scale is not kept
+            (False, None)
+        """
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
         options = {**PRESETS[preset], **overrides}
         if base_config is None:
             return cls(**options)
-        return cls.from_config(base_config, **options)
+        schedule = {k: v for k, v in dict(base_config).items() if k not in OPTION_DOCS}
+        return cls.from_config(schedule, **options)
 
     # ------------------------------------------------------------------ window and timesteps
     @property
@@ -166,7 +223,9 @@ class MimicDiffusionScheduler(DDIMScheduler):
     def in_window(self, timestep) -> bool:
         """True when `timestep` gets guidance (inside [end, start] * T and some term enabled)."""
         return self.is_guided and in_guidance_window(
-            int(timestep), self.config.num_train_timesteps, self.config.guidance_window_start,
+            int(timestep),
+            self.config.num_train_timesteps,
+            self.config.guidance_window_start,
             self.config.guidance_window_end,
         )
 
@@ -221,22 +280,30 @@ class MimicDiffusionScheduler(DDIMScheduler):
         flows through the UNet. `create_graph=True` keeps the graph of g (exact-gradient attacks);
         `retain_graph=True` only keeps the UNet's graph alive for a later backward through the chain.
         """
-        out = self.step(model_output, timestep, sample, eta=self.config.eta, generator=generator,
-                        variance_noise=variance_noise)
+        out = self.step(
+            model_output, timestep, sample, eta=self.config.eta, generator=generator, variance_noise=variance_noise
+        )
         prev, x0_hat = out.prev_sample, out.pred_original_sample
         if reference is None or not self.in_window(timestep):
             return MimicSchedulerOutput(prev_sample=prev, pred_original_sample=x0_hat)
         options = dict(
-            alpha_bar=self.alpha_bar(timestep), distance=self.config.distance, long_range=self.config.long_range,
-            short_range=self.config.short_range, sr_factor=self.config.sr_factor,
-            sr_direction=self.config.sr_direction, step_size_rule=self.config.step_size_rule,
-            guidance_scale=self.effective_guidance_scale(), abs_fn=abs_fn,
+            alpha_bar=self.alpha_bar(timestep),
+            distance=self.config.distance,
+            long_range=self.config.long_range,
+            short_range=self.config.short_range,
+            sr_factor=self.config.sr_factor,
+            sr_direction=self.config.sr_direction,
+            step_size_rule=self.config.step_size_rule,
+            guidance_scale=self.effective_guidance_scale(),
+            abs_fn=abs_fn,
         )
         if self.config.guidance_space == "x0":
             if not sample.requires_grad or not x0_hat.requires_grad:
                 raise RuntimeError("guided_step in x0 space needs model_output computed from sample with grad enabled")
             loss = guidance_loss(x0_hat, reference, **options)
-            (grad,) = torch.autograd.grad(loss, sample, create_graph=create_graph, retain_graph=create_graph or retain_graph)
+            (grad,) = torch.autograd.grad(
+                loss, sample, create_graph=create_graph, retain_graph=create_graph or retain_graph
+            )
         else:
             if reference_noise is None:
                 raise ValueError("guidance_space='xt' needs reference_noise to diffuse the reference")
@@ -245,5 +312,7 @@ class MimicDiffusionScheduler(DDIMScheduler):
             x = sample if sample.requires_grad else sample.detach().requires_grad_(True)
             with torch.enable_grad():
                 loss = guidance_loss(x, reference_t, **options)
-                (grad,) = torch.autograd.grad(loss, x, create_graph=create_graph, retain_graph=create_graph or retain_graph)
+                (grad,) = torch.autograd.grad(
+                    loss, x, create_graph=create_graph, retain_graph=create_graph or retain_graph
+                )
         return MimicSchedulerOutput(prev_sample=prev - grad, pred_original_sample=x0_hat, guidance=-grad)

@@ -1,5 +1,6 @@
 """Opt-in speed-ups of the pipeline's UNet call, as a mixin: every toggle is off or result-preserving by
 default, and `tests/test_speedups.py` compares each one with the plain path."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -58,5 +59,5 @@ class SpeedupsMixin:
     def _unet_forward(self, latents, t):
         """`unet(latents, t).sample`, one sample at a time under `batch_invariant`."""
         if self.batch_invariant and latents.shape[0] > 1:
-            return torch.cat([self.unet(latents[i:i + 1], t).sample for i in range(latents.shape[0])])
+            return torch.cat([self.unet(latents[i : i + 1], t).sample for i in range(latents.shape[0])])
         return self.unet(latents, t).sample

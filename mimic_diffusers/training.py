@@ -6,6 +6,7 @@ many sittings as needed. EMA weights (diffusers `EMAModel`) are checkpointed wit
 the loss window of the next log record; records past the checkpoint are dropped on resume, so the log
 of a resumed run equals that of an uninterrupted one (tests/test_training_resume.py kills runs to check).
 """
+
 from __future__ import annotations
 
 import json
@@ -53,11 +54,18 @@ class TrainConfig:
 
 
 DEFAULT_UNET = dict(
-    sample_size=28, in_channels=1, out_channels=1, block_out_channels=(32, 64, 64), layers_per_block=1,
-    down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3, norm_num_groups=8,
+    sample_size=28,
+    in_channels=1,
+    out_channels=1,
+    block_out_channels=(32, 64, 64),
+    layers_per_block=1,
+    down_block_types=("DownBlock2D",) * 3,
+    up_block_types=("UpBlock2D",) * 3,
+    norm_num_groups=8,
 )
-DEFAULT_CLASSIFIER = dict(model_name="resnet10t", num_classes=10, in_chans=1, image_size=28,
-                          model_kwargs={"channels": [32, 64, 128, 256]})
+DEFAULT_CLASSIFIER = dict(
+    model_name="resnet10t", num_classes=10, in_chans=1, image_size=28, model_kwargs={"channels": [32, 64, 128, 256]}
+)
 
 
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
@@ -65,7 +73,7 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor
     per_epoch = n // batch_size
     epoch, k = divmod(step, per_epoch)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
-    return perm[k * batch_size:(k + 1) * batch_size]
+    return perm[k * batch_size : (k + 1) * batch_size]
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -74,15 +82,18 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     padded = F.pad(x, [max_shift] * 4)
     dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
     dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
-    return torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
+    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
 
 
 def _last_checkpoint(output_dir: str) -> Tuple[Optional[str], int]:
     root = os.path.join(output_dir, "checkpoints")
     if not os.path.isdir(root):
         return None, 0
-    steps = [int(m.group(1)) for d in os.listdir(root) if (m := re.fullmatch(r"step-(\d+)", d))
-             and os.path.exists(os.path.join(root, d, "complete"))]
+    steps = [
+        int(m.group(1))
+        for d in os.listdir(root)
+        if (m := re.fullmatch(r"step-(\d+)", d)) and os.path.exists(os.path.join(root, d, "complete"))
+    ]
     if not steps:
         return None, 0
     return os.path.join(root, f"step-{max(steps)}"), max(steps)
@@ -132,8 +143,11 @@ def _train(config: TrainConfig, model, loss_fn, export_fn):
 
     config.validate()
     os.makedirs(config.output_dir, exist_ok=True)
-    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=config.cpu,
-                              gradient_accumulation_steps=config.gradient_accumulation_steps)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision,
+        cpu=config.cpu,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 
     def lr_lambda(step):
@@ -157,8 +171,13 @@ def _train(config: TrainConfig, model, loss_fn, export_fn):
     log_path = os.path.join(config.output_dir, "train_log.jsonl")
     if accelerator.is_main_process:
         _truncate_log(log_path, start)
-    bar = tqdm(range(start, config.max_steps), initial=start, total=config.max_steps,
-               disable=not accelerator.is_local_main_process, desc="train")
+    bar = tqdm(
+        range(start, config.max_steps),
+        initial=start,
+        total=config.max_steps,
+        disable=not accelerator.is_local_main_process,
+        desc="train",
+    )
     running = _load_loss_window(checkpoint)
     for step in bar:
         model.train()
@@ -233,5 +252,6 @@ def train_classifier(config: TrainConfig):
         x = random_shift(images[idx], 2, g)
         return F.cross_entropy(model(x.to(device)), labels[idx].to(device), label_smoothing=0.05)
 
-    return _train(config, classifier, loss_fn,
-                  lambda m: m.save_pretrained(os.path.join(config.output_dir, "classifier")))
+    return _train(
+        config, classifier, loss_fn, lambda m: m.save_pretrained(os.path.join(config.output_dir, "classifier"))
+    )

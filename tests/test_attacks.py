@@ -1,21 +1,22 @@
 """Attacks: each one breaks an undefended model where random noise of the same size does not, stays in its
 eps ball, is reproducible from its seed alone, and, created by name, breaks a defended pipeline."""
+
 import os
 
 import pytest
 import torch
+from conftest import gen, tiny_pipeline
 
 from mimic_diffusers import MimicDiffusionPipeline, MimicDiffusionScheduler
-from mimic_diffusers.attacks import ATTACKS, PurifyThenClassify, create_attack, list_attacks
+from mimic_diffusers.attacks import ATTACKS, PurifyThenClassify, create_attack, list_attacks, weak_against_randomized
 from mimic_diffusers.attacks.autoattack import AutoAttackAdapter
 from mimic_diffusers.attacks.cw import CWL2
 from mimic_diffusers.attacks.pgd_eot import PGDEOT
 from mimic_diffusers.attacks.square import Square
 from mimic_diffusers.data import load_image_dataset, to_tensors
+from mimic_diffusers.defaults import shipped_pipeline_path
 
-from conftest import gen, tiny_pipeline
-
-SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pipelines", "mnist-mimic")
+SHIPPED = shipped_pipeline_path()
 
 
 class Undefended(torch.nn.Module):
@@ -61,8 +62,11 @@ DIRECT = {  # attack -> (make, norm, eps)
     "square": (lambda m: Square(m, eps=LINF, n_queries=1000), "Linf", LINF),
     "square-l2": (lambda m: Square(m, eps=L2, norm="L2", n_queries=1000), "L2", L2),
     "cw": (lambda m: CWL2(m, eps=L2, c=10.0, steps=50, lr=0.05), "L2", L2),
-    "autoattack-standard": (lambda m: AutoAttackAdapter(m, eps=LINF, version="standard", n_iter=10, n_queries=50,
-                                                        n_target_classes=2), "Linf", LINF),
+    "autoattack-standard": (
+        lambda m: AutoAttackAdapter(m, eps=LINF, version="standard", n_iter=10, n_queries=50, n_target_classes=2),
+        "Linf",
+        LINF,
+    ),
     "autoattack-rand": (lambda m: AutoAttackAdapter(m, eps=LINF, version="rand", n_iter=10, eot=2), "Linf", LINF),
 }
 
@@ -85,15 +89,28 @@ def test_every_registered_attack_is_reproducible_from_its_seed_alone():
     inside themselves) and whatever the global RNG holds; no attack changes the global RNG either."""
     pipe = tiny_pipeline(step_size_rule="constant", guidance_scale=30.0)
     x, y = torch.rand(2, 1, 16, 16, generator=gen(0)), torch.tensor([1, 2])
-    budgets = {"autoattack-standard": dict(n_iter=2, n_queries=5, n_target_classes=1), "autoattack-rand":
-               dict(n_iter=2, eot=1), "square": dict(n_queries=5), "cw-l2": dict(steps=2)}
+    budgets = {
+        "autoattack-standard": dict(n_iter=2, n_queries=5, n_target_classes=1),
+        "autoattack-rand": dict(n_iter=2, eot=1),
+        "square": dict(n_queries=5),
+        "cw-l2": dict(steps=2),
+    }
 
     def run(name, seed):
         norm = "L2" if name == "cw-l2" else "Linf"
-        return create_attack(name, pipe, eps=0.3 if norm == "Linf" else 2.0, norm=norm, seed=seed,
-                             num_inference_steps=4, **budgets.get(name, dict(steps=2)))(x, y)
+        return create_attack(
+            name,
+            pipe,
+            eps=0.3 if norm == "Linf" else 2.0,
+            norm=norm,
+            seed=seed,
+            num_inference_steps=4,
+            **budgets.get(name, dict(steps=2)),
+        )(x, y)
 
-    assert set(budgets) | {"pgd-classifier", "pgd-eot", "bpda-eot", "exact-pgd-eot", "feedback-cut-pgd-eot"} == set(ATTACKS)
+    assert set(budgets) | {"pgd-classifier", "pgd-eot", "bpda-eot", "exact-pgd-eot", "feedback-cut-pgd-eot"} == set(
+        ATTACKS
+    )
     for name in list_attacks():
         torch.manual_seed(1)
         state = torch.get_rng_state()
@@ -136,9 +153,11 @@ def mnist():
     return x, y
 
 
-def shipped_with(preset):
+def shipped_with(preset=None):
+    """The shipped pipeline, with its own recipe or (a preset resets every option) with `preset`'s."""
     pipe = MimicDiffusionPipeline.from_pretrained(SHIPPED)
-    pipe.scheduler = MimicDiffusionScheduler.from_preset(preset, base_config=pipe.scheduler.config)
+    if preset is not None:
+        pipe.scheduler = MimicDiffusionScheduler.from_preset(preset, base_config=pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -188,8 +207,80 @@ def test_feedback_cut_breaks_the_guided_chain_where_noise_does_not(mnist):
     """On the shipped MimicDiffusion default (20 steps, 6 guided), the feedback-cut gradient attack
     created by name takes accuracy well below a random perturbation of its size."""
     x, y = mnist
-    pipe, steps = shipped_with("mimic"), 20
+    pipe, steps = shipped_with(), 20
     noise = defended_accuracy(pipe, random_perturbation(x, 0.3, "Linf"), y, steps)
-    x_adv = create_attack("feedback-cut-pgd-eot", pipe, eps=0.3, seed=0, num_inference_steps=steps, steps=5, tau=0.5,
-                          loss="margin")(x, y)
+    x_adv = create_attack(
+        "feedback-cut-pgd-eot", pipe, eps=0.3, seed=0, num_inference_steps=steps, steps=5, tau=0.5, loss="margin"
+    )(x, y)
     assert noise >= 0.75 and defended_accuracy(pipe, x_adv, y, steps) <= 0.5
+
+
+# ----------------------------------------------------------------------------- randomized defenses
+
+
+class NoisyMargin(torch.nn.Module):
+    """A randomized toy defense with two classes: logit margin 1 + 5 (mean(x) - 0.5) plus N(0, 1) noise per
+    forward. Label 0 at x = 0.5 is right on most draws (84%) but wrong on some; within eps 0.3 the noise-free
+    margin can reach -0.5, so a sample is truly broken (wrong on most draws) only if the attack moves it."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()), requires_grad=False)  # attacks read the device
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @staticmethod
+    def true_margin(x):
+        return 1 + 5 * (x.flatten(1).mean(1) - 0.5)
+
+    def forward(self, x):
+        margin = self.true_margin(x) + torch.randn(len(x), generator=self.generator)
+        return torch.stack([margin, torch.zeros_like(margin)], 1)
+
+
+def test_draw_aware_square_breaks_a_randomized_defense_that_single_draw_square_gives_up_on():
+    """Single-draw Square skips samples one draw misclassifies, stops at the first lucky draw and returns the
+    clean input unless one final draw agrees, so most samples come back still right on most draws. With eot=8
+    every query is the mean of 8 draws: a candidate wrong on one draw only is not accepted, and the search
+    goes on until the samples are wrong on average."""
+    x, y = torch.full((16, 1, 16, 16), 0.5), torch.zeros(16, dtype=torch.long)
+    broken = {}
+    for eot in (1, 8):
+        square = Square(NoisyMargin(), eps=0.3, n_queries=100, eot=eot, seed=0)
+        x_adv = square(x, y)
+        assert (x_adv - x).abs().max() <= 0.3 + 1e-6 and square.diagnostics["eot"] == eot
+        broken[eot] = int((NoisyMargin.true_margin(x_adv) <= 0).sum())
+    assert broken[1] <= 8 and broken[8] >= 12, broken
+
+
+def test_single_draw_attacks_are_flagged_and_never_named_strongest(monkeypatch):
+    benchmarks = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+    monkeypatch.syspath_prepend(benchmarks)
+    from docs_pages.evaluation import strongest_attack
+
+    assert weak_against_randomized("autoattack-standard") and weak_against_randomized("autoattack-rand")
+    assert weak_against_randomized("square", {"n_queries": 20})  # the single-draw Square of earlier records
+    assert not weak_against_randomized("square", {"n_queries": 20, "eot": 4})
+    assert not weak_against_randomized("feedback-cut-pgd-eot", {"steps": 10})
+    assert "weak against randomized defenses" in ATTACKS["autoattack-standard"].summary
+    attacks = {
+        "autoattack-standard": {"name": "autoattack-standard", "accuracy": 0.1, "params": {}},
+        "square": {"name": "square", "accuracy": 0.2, "params": {"n_queries": 20}},
+        "bpda-eot": {"name": "bpda-eot", "accuracy": 0.3, "params": {"steps": 10}},
+    }
+    assert strongest_attack(attacks)[0] == "bpda-eot"
+    attacks["square"]["params"]["eot"] = 4
+    assert strongest_attack(attacks)[0] == "square"
+
+
+def test_draw_aware_square_runs_through_the_registry_on_per_sample_streams():
+    pipe = tiny_pipeline(step_size_rule="constant", guidance_scale=30.0)
+    x, y = torch.rand(1, 1, 16, 16, generator=gen(0)), torch.tensor([1])
+
+    def run():
+        attack = create_attack("square", pipe, eps=0.3, seed=[7], n_queries=3, eot=2, num_inference_steps=2)
+        return attack(x, y), attack.diagnostics
+
+    (first, diagnostics), (again, _) = run(), run()
+    assert torch.equal(first, again) and diagnostics["eot"] == 2
+    with pytest.raises(ValueError, match="eot must be an integer >= 1"):
+        create_attack("square", pipe, eps=0.3, eot=0)

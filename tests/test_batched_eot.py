@@ -1,11 +1,11 @@
 """Batched EOT: K draws in one chain give what K single-draw chains give (each (draw, image) pair has its
 own noise stream), for every gradient the EOT attacks follow; the shared-stream default is unchanged."""
+
 import pytest
 import torch
+from conftest import tiny_pipeline
 
 from mimic_diffusers.attacks import create_attack
-
-from conftest import tiny_pipeline
 
 
 @pytest.mark.parametrize("name", ["bpda-eot", "feedback-cut-pgd-eot", "exact-pgd-eot"])
@@ -18,8 +18,9 @@ def test_batched_eot_equals_looped_eot(name):
     runs = {}
     chain = {} if name == "bpda-eot" else {"tau": 0.5}
     for eot_batch in (1, 2, 4, "auto"):
-        attack = create_attack(name, pipe, eps=0.3, seed=5, steps=2, eot=4, num_inference_steps=6, eot_batch=eot_batch,
-                               **chain)
+        attack = create_attack(
+            name, pipe, eps=0.3, seed=5, steps=2, eot=4, num_inference_steps=6, eot_batch=eot_batch, **chain
+        )
         grad, score = attack._loss_grad(x, y)
         runs[eot_batch] = (attack(x, y), grad, score)
     for eot_batch in (2, 4, "auto"):

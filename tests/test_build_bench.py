@@ -1,14 +1,14 @@
 """`build-pipeline --measure` and `bench` on a 3-channel 32x32 pipeline (both once assumed 1-channel MNIST)."""
+
 import json
 
 import numpy as np
 import pytest
+from conftest import tiny_classifier, tiny_pipeline, tiny_unet
 from PIL import Image
 
 from mimic_diffusers import MimicDiffusionPipeline
 from mimic_diffusers.cli import main
-
-from conftest import tiny_classifier, tiny_pipeline, tiny_unet
 
 
 def image_folder(root, size, labels=("0", "1"), per_label=2):
@@ -32,15 +32,31 @@ def models(tmp_path_factory):
 
 def build(models, output, dataset, *extra):
     unet, classifier = models
-    return main(["build-pipeline", "--unet", unet, "--classifier", classifier, "--output", str(output),
-                 "--dataset", dataset, *extra])
+    return main(
+        [
+            "build-pipeline",
+            "--unet",
+            unet,
+            "--classifier",
+            classifier,
+            "--output-dir",
+            str(output),
+            "--dataset",
+            dataset,
+            *extra,
+        ]
+    )
 
 
 def test_build_pipeline_measures_a_3_channel_pipeline(models, tmp_path, capsys):
     output = tmp_path / "rgb-mimic"
     data = image_folder(tmp_path / "data", 32)
-    assert build(models, output, data, "--measure", "--num-samples", "3", "--batch-size", "2",
-                 "--num-inference-steps", "2") == 0
+    assert (
+        build(
+            models, output, data, "--measure", "--num-samples", "3", "--batch-size", "2", "--num-inference-steps", "2"
+        )
+        == 0
+    )
     results = json.loads((output / "results.json").read_text())
     assert [r["metric"].split(" ")[0] for r in results] == ["classifier", "unguided", "purified"]
     assert all(r["n"] == 3 and 0 <= r["value"] <= 1 for r in results)
@@ -65,17 +81,37 @@ def test_build_pipeline_rejects_a_data_set_of_another_size(models, tmp_path, cap
 def test_bench_runs_on_a_3_channel_pipeline(tmp_path):
     """The timing cases through the CLI; the memory and exact-gradient cases in this process (`bench` runs
     each in a fresh subprocess, whose start-up alone would take most of this test's time)."""
-    from mimic_diffusers.benchmark import memory_probe
+    from mimic_diffusers.profiling import memory_probe
 
     folder = tmp_path / "rgb-mimic"
     tiny_pipeline(channels=3, size=32).save_pretrained(folder)
     out = tmp_path / "bench"
-    assert main(["bench", "--pipeline", str(folder), "--device", "cpu", "--batch-sizes", "1", "--steps", "10",
-                 "--repeats", "1", "--skip-memory", "--output-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--pipeline",
+                str(folder),
+                "--device",
+                "cpu",
+                "--batch-sizes",
+                "1",
+                "--steps",
+                "10",
+                "--repeats",
+                "1",
+                "--skip-memory",
+                "--output-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "bench-cpu.json").read_text())
     assert set(result["timing"]) == {f"{m}/b1" for m in ("unguided", "mimic", "every-step", "diffpure")}
     assert "| diffpure | 1 |" in (out / "bench-cpu.md").read_text()
     purify = memory_probe(str(folder), {"kind": "purify", "mode": "mimic", "batch": 2, "steps": 2}, "cpu")
-    gradient = memory_probe(str(folder), {"kind": "gradient", "mode": "mimic", "batch": 1, "steps": 10,
-                                          "checkpoint": True}, "cpu")
+    gradient = memory_probe(
+        str(folder), {"kind": "gradient", "mode": "mimic", "batch": 1, "steps": 10, "checkpoint": True}, "cpu"
+    )
     assert purify["seconds"] > 0 and gradient["seconds"] > 0 and gradient["peak_mb_above_baseline"] >= 0

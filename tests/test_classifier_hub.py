@@ -1,4 +1,5 @@
 """Classifier components imported from timm ids (`local-dir:` here, no network) and transformers folders."""
+
 import json
 import os
 import subprocess
@@ -8,12 +9,12 @@ import numpy as np
 import pytest
 import timm
 import torch
+from conftest import tiny_unet
 
 import mimic_diffusers.classifier_transformers  # noqa: F401  (diffusers resolves the class from sys.modules)
 from mimic_diffusers import MimicDiffusionPipeline, MimicDiffusionScheduler, TimmClassifier
 from mimic_diffusers.classifier_transformers import TransformersClassifier
-
-from conftest import tiny_unet
+from mimic_diffusers.defaults import shipped_pipeline_path
 
 MEAN, STD = (0.1, 0.2, 0.3), (0.4, 0.5, 0.6)
 
@@ -31,8 +32,9 @@ def timm_folder(tmp_path_factory):
     torch.manual_seed(0)
     model = timm.create_model("resnet10t", num_classes=10, in_chans=3, channels=[4, 8, 8, 8]).eval()
     folder = tmp_path_factory.mktemp("timm")
-    timm.models.save_for_hf(model, folder, safe_serialization=True,
-                            data_config=dict(mean=MEAN, std=STD, input_size=(3, 32, 32)))
+    timm.models.save_for_hf(
+        model, folder, safe_serialization=True, data_config=dict(mean=MEAN, std=STD, input_size=(3, 32, 32))
+    )
     return model, folder
 
 
@@ -41,8 +43,9 @@ def transformers_folder(tmp_path_factory):
     from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
 
     torch.manual_seed(0)
-    model = ResNetForImageClassification(ResNetConfig(
-        num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=10)).eval()
+    model = ResNetForImageClassification(
+        ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=10)
+    ).eval()
     folder = tmp_path_factory.mktemp("transformers")
     model.save_pretrained(folder)
     processor = ViTImageProcessor(image_mean=list(MEAN), image_std=list(STD), size={"height": 32, "width": 32})
@@ -64,8 +67,9 @@ def check_round_trip(classifier, cls, folder):
 
 
 def check_pipeline_round_trip(classifier, folder, module, class_name):
-    pipe = MimicDiffusionPipeline(unet=tiny_unet(channels=3, size=32), scheduler=MimicDiffusionScheduler(),
-                                  classifier=classifier)
+    pipe = MimicDiffusionPipeline(
+        unet=tiny_unet(channels=3, size=32), scheduler=MimicDiffusionScheduler(), classifier=classifier
+    )
     pipe.save_pretrained(folder)
     assert json.loads((folder / "model_index.json").read_text())["classifier"] == [module, class_name]
     loaded = MimicDiffusionPipeline.from_pretrained(folder)
@@ -91,8 +95,9 @@ def test_timm_local_dir_import_save_load_and_pipeline(timm_folder, tmp_path):
 
 def test_timm_fixed_size_vit_and_channel_override(tmp_path):
     torch.manual_seed(0)
-    vit = timm.create_model("vit_tiny_patch16_224", num_classes=10, img_size=32, patch_size=8, embed_dim=16,
-                            depth=1, num_heads=2).eval()
+    vit = timm.create_model(
+        "vit_tiny_patch16_224", num_classes=10, img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2
+    ).eval()
     timm.models.save_for_hf(vit, tmp_path / "vit", safe_serialization=True, data_config=dict(mean=MEAN, std=STD))
     classifier = TimmClassifier.from_timm(f"local-dir:{tmp_path / 'vit'}")
     assert classifier.config.model_kwargs["img_size"] == [32, 32]
@@ -110,7 +115,9 @@ def test_timm_unknown_model_id(model_id):
 
 
 def test_old_timm_config_without_source_still_loads():
-    classifier = TimmClassifier.from_pretrained("pipelines/mnist-mimic/classifier", use_safetensors=True)
+    classifier = TimmClassifier.from_pretrained(
+        os.path.join(shipped_pipeline_path(), "classifier"), use_safetensors=True
+    )
     assert classifier.config.source is None
 
 
@@ -123,8 +130,9 @@ def test_transformers_folder_import_save_load_and_pipeline(transformers_folder, 
     x = images()
     torch.testing.assert_close(classifier(x), model(pixel_values=normalise(x)).logits)
     check_round_trip(classifier, TransformersClassifier, tmp_path / "classifier")
-    check_pipeline_round_trip(classifier, tmp_path / "pipe", "mimic_diffusers.classifier_transformers",
-                              "TransformersClassifier")
+    check_pipeline_round_trip(
+        classifier, tmp_path / "pipe", "mimic_diffusers.classifier_transformers", "TransformersClassifier"
+    )
 
 
 def test_transformers_rescale_factor_folded_into_mean_std(transformers_folder, tmp_path):
@@ -134,8 +142,10 @@ def test_transformers_rescale_factor_folded_into_mean_std(transformers_folder, t
 
     model, folder = transformers_folder
     pixels = (images(3) * 255).round().to(torch.uint8)
-    for options in (dict(rescale_factor=1 / 127.5, image_mean=[1.0, 1.0, 1.0], image_std=[1.0, 1.0, 1.0]),
-                    dict(do_normalize=False)):
+    for options in (
+        dict(rescale_factor=1 / 127.5, image_mean=[1.0, 1.0, 1.0], image_std=[1.0, 1.0, 1.0]),
+        dict(do_normalize=False),
+    ):
         target = tmp_path / str(len(os.listdir(tmp_path)))
         model.save_pretrained(target)
         processor = ViTImageProcessor(do_resize=False, **options)
@@ -167,8 +177,9 @@ def test_load_classifier_sources_and_the_build_command(timm_folder, transformers
     torch.testing.assert_close(load_classifier(f"timm:local-dir:{folder}")(x), model(normalise(x)))
     reference, tfolder = transformers_folder
     with torch.no_grad():
-        torch.testing.assert_close(load_classifier(f"transformers:{tfolder}")(x),
-                                   reference(pixel_values=normalise(x)).logits)
+        torch.testing.assert_close(
+            load_classifier(f"transformers:{tfolder}")(x), reference(pixel_values=normalise(x)).logits
+        )
     wrn = RobustBenchClassifier(architecture="wrn-28-10", depth=10, width=1).eval()
     torch.save(wrn.model.state_dict(), tmp_path / "ckpt.pt")
     from safetensors.torch import save_file
@@ -187,9 +198,27 @@ def test_load_classifier_sources_and_the_build_command(timm_folder, transformers
     unet = tmp_path / "unet"
     tiny_unet(channels=3, size=32).save_pretrained(unet)
     out = tmp_path / "pipeline"
-    subprocess.run([sys.executable, "-m", "mimic_diffusers.cli", "build-pipeline", "--unet", str(unet), "--classifier",
-                    "robustbench:wrn-28-10", "--classifier-weights", str(tmp_path / "ckpt.pt"), "--classifier-options",
-                    json.dumps(small), "--output", str(out)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mimic_diffusers.cli",
+            "build-pipeline",
+            "--unet",
+            str(unet),
+            "--classifier",
+            "robustbench:wrn-28-10",
+            "--classifier-weights",
+            str(tmp_path / "ckpt.pt"),
+            "--classifier-options",
+            json.dumps(small),
+            "--output-dir",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     pipe = MimicDiffusionPipeline.from_pretrained(out)
     torch.testing.assert_close(pipe.classifier(x), wrn(x))
     assert "RobustBench Standard (cifar10, Linf)" in (out / "README.md").read_text()

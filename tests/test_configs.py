@@ -1,6 +1,7 @@
 """The shipped evaluation configs parse, and the CIFAR-10 path runs end to end through the build command
 and the evaluation: on tiny random stand-ins of the same classes, and (slow) at the real model sizes
 (random weights), with a local CIFAR-like imagefolder in place of the Hub data."""
+
 import glob
 import json
 import os
@@ -30,41 +31,77 @@ def cifar_folder(root, labels=("airplane", "cat"), per_label=1):
         (root / "test" / label).mkdir(parents=True)
         for i in range(per_label):
             Image.fromarray((np.random.default_rng(i).random((32, 32, 3)) * 255).astype(np.uint8)).save(
-                root / "test" / label / f"{i}.png")
+                root / "test" / label / f"{i}.png"
+            )
     return root
 
 
 def build(unet, classifier, out, *extra):
     """`mimic-diffusers build-pipeline` in a subprocess, as a user runs it."""
-    subprocess.run([sys.executable, "-m", "mimic_diffusers.cli", "build-pipeline", "--unet", str(unet), "--classifier",
-                    str(classifier), "--output", str(out), *extra], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mimic_diffusers.cli",
+            "build-pipeline",
+            "--unet",
+            str(unet),
+            "--classifier",
+            str(classifier),
+            "--output-dir",
+            str(out),
+            *extra,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     return out
 
 
 def test_cifar10_config_with_tiny_stand_ins(tmp_path):
     torch.manual_seed(0)
-    UNet2DModel(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
-                down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2,
-                norm_num_groups=4).save_pretrained(tmp_path / "ddpm-cifar10-32")
+    UNet2DModel(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D",) * 2,
+        up_block_types=("UpBlock2D",) * 2,
+        norm_num_groups=4,
+    ).save_pretrained(tmp_path / "ddpm-cifar10-32")
     RobustBenchClassifier(architecture="wrn-28-10", depth=10, width=1).save_pretrained(tmp_path / "wrn")
     out = build(tmp_path / "ddpm-cifar10-32", tmp_path / "wrn", tmp_path / "pipelines" / "cifar10-mimic")
     index = json.load(open(out / "model_index.json"))
     assert index["classifier"] == ["mimic_diffusers.classifier_robustbench", "RobustBenchClassifier"]
-    config = EvalConfig.from_file(os.path.join(ROOT, "configs", "cifar10-ddpm-wrn.yaml"), pipeline=str(out),
-                                  dataset=str(cifar_folder(tmp_path / "cifar")), output_dir=str(tmp_path / "eval"),
-                                  num_samples=2, batch_size=2, num_inference_steps=3, votes=1,
-                                  attacks=[{"name": "bpda-eot", "params": {"steps": 1}},
-                                           {"name": "exact-pgd-eot", "params": {"steps": 1, "gradient_steps": 2}}])
+    config = EvalConfig.from_file(
+        os.path.join(ROOT, "configs", "cifar10-ddpm-wrn.yaml"),
+        pipeline=str(out),
+        dataset=str(cifar_folder(tmp_path / "cifar")),
+        output_dir=str(tmp_path / "eval"),
+        num_samples=2,
+        batch_size=2,
+        num_inference_steps=3,
+        votes=1,
+        attacks=[
+            {"name": "bpda-eot", "params": {"steps": 1}},
+            {"name": "exact-pgd-eot", "params": {"steps": 1, "gradient_steps": 2}},
+        ],
+    )
     summary = run_evaluation(config)
     assert set(summary["threats"]) == {"Linf-0.03137", "L2-0.5"}
 
 
 # every attack of the CIFAR-10 config at budget 1 (one iteration, one query, one EOT draw where it has any)
-BUDGET_ONE = {"autoattack-standard": {"n_iter": 1, "n_queries": 1, "n_target_classes": 1},
-              "autoattack-rand": {"n_iter": 1, "eot": 1}, "bpda-eot": {"steps": 1, "eot": 1},
-              "feedback-cut-pgd-eot": {"steps": 1, "eot": 1, "gradient_steps": 2, "tau": 0.5, "loss": "margin"},
-              "exact-pgd-eot": {"steps": 1, "eot": 1, "gradient_steps": 2, "tau": 4, "loss": "margin"},
-              "square": {"n_queries": 1}}
+BUDGET_ONE = {
+    "autoattack-standard": {"n_iter": 1, "n_queries": 1, "n_target_classes": 1},
+    "autoattack-rand": {"n_iter": 1, "eot": 1},
+    "bpda-eot": {"steps": 1, "eot": 1},
+    "feedback-cut-pgd-eot": {"steps": 1, "eot": 1, "gradient_steps": 2, "tau": 0.5, "loss": "margin"},
+    "exact-pgd-eot": {"steps": 1, "eot": 1, "gradient_steps": 2, "tau": 4, "loss": "margin"},
+    "square": {"n_queries": 1},
+}
 
 
 @pytest.mark.slow
@@ -79,13 +116,28 @@ def test_cifar10_config_at_full_model_size(tmp_path):
     unet.save_pretrained(tmp_path / "unet")
     wrn = RobustBenchClassifier(architecture="wrn-28-10").model
     torch.save({"state_dict": {f"module.{k}": v for k, v in wrn.state_dict().items()}}, tmp_path / "Standard.pt")
-    out = build(tmp_path / "unet", "robustbench:wrn-28-10", tmp_path / "cifar10-mimic", "--classifier-weights",
-                str(tmp_path / "Standard.pt"), "--classifier-options", '{"robustbench_name": "Standard"}')
-    config = EvalConfig.from_file(os.path.join(ROOT, "configs", "cifar10-ddpm-wrn.yaml"), pipeline=str(out),
-                                  dataset=str(cifar_folder(tmp_path / "cifar")), output_dir=str(tmp_path / "eval"),
-                                  num_samples=2, batch_size=2, num_inference_steps=3)
-    config.attacks = [{**a, "params": {**BUDGET_ONE[a["name"]], **({"eot_batch": "auto"} if "eot_batch" in a["params"] else {})}}
-                      for a in config.attacks]
+    out = build(
+        tmp_path / "unet",
+        "robustbench:wrn-28-10",
+        tmp_path / "cifar10-mimic",
+        "--classifier-weights",
+        str(tmp_path / "Standard.pt"),
+        "--classifier-options",
+        '{"robustbench_name": "Standard"}',
+    )
+    config = EvalConfig.from_file(
+        os.path.join(ROOT, "configs", "cifar10-ddpm-wrn.yaml"),
+        pipeline=str(out),
+        dataset=str(cifar_folder(tmp_path / "cifar")),
+        output_dir=str(tmp_path / "eval"),
+        num_samples=2,
+        batch_size=2,
+        num_inference_steps=3,
+    )
+    config.attacks = [
+        {**a, "params": {**BUDGET_ONE[a["name"]], **({"eot_batch": "auto"} if "eot_batch" in a["params"] else {})}}
+        for a in config.attacks
+    ]
     assert {a["name"] for a in config.attacks} == set(BUDGET_ONE)
     summary = run_evaluation(config)
     for key in ("Linf-0.03137", "L2-0.5"):

@@ -1,4 +1,5 @@
 """Data loader split, local image folders, and resumable training."""
+
 import json
 
 import numpy as np
@@ -10,7 +11,11 @@ from mimic_diffusers.training import TrainConfig, train_classifier, train_unet
 
 
 def test_mnist5k_split_is_deterministic_disjoint_and_balanced():
-    a, b = load_image_dataset("mnist5k"), load_image_dataset("mnist5k")
+    from mimic_diffusers.data import MNIST5K_SPLIT_SEED, MNIST5K_TEST_PER_CLASS, _mnist5k
+
+    a = load_image_dataset("mnist5k")
+    b = _mnist5k.__wrapped__(MNIST5K_SPLIT_SEED, MNIST5K_TEST_PER_CLASS)  # built afresh, not the process's cache
+    assert load_image_dataset("mnist5k") is not a  # each caller gets its own dict to change
     assert a["train"]["source_index"] == b["train"]["source_index"]
     assert a["test"]["source_index"] == b["test"]["source_index"]
     train, test = set(a["train"]["source_index"]), set(a["test"]["source_index"])
@@ -38,8 +43,13 @@ def test_local_imagefolder_and_errors(tmp_path):
         load_image_dataset("")
 
 
-TINY_UNET = dict(sample_size=28, block_out_channels=[8, 16], down_block_types=["DownBlock2D"] * 2,
-                 up_block_types=["UpBlock2D"] * 2, norm_num_groups=4)
+TINY_UNET = dict(
+    sample_size=28,
+    block_out_channels=[8, 16],
+    down_block_types=["DownBlock2D"] * 2,
+    up_block_types=["UpBlock2D"] * 2,
+    norm_num_groups=4,
+)
 
 
 def losses(path):
@@ -47,22 +57,37 @@ def losses(path):
 
 
 def test_unet_training_saves_resumes_and_keeps_decreasing_loss(tmp_path):
-    common = dict(output_dir=str(tmp_path), batch_size=16, learning_rate=3e-3, warmup_steps=2, checkpoint_every=10,
-                  log_every=5, model=TINY_UNET)
+    common = dict(
+        output_dir=str(tmp_path),
+        batch_size=16,
+        learning_rate=3e-3,
+        warmup_steps=2,
+        checkpoint_every=10,
+        log_every=5,
+        model=TINY_UNET,
+    )
     train_unet(TrainConfig(max_steps=20, **common))  # a first sitting, as if interrupted at step 20
     assert (tmp_path / "checkpoints" / "step-20" / "complete").exists()
     first = losses(tmp_path)
     train_unet(TrainConfig(max_steps=40, **common))  # resumes from step 20
     log = [json.loads(line) for line in open(tmp_path / "train_log.jsonl")]
     assert [r["step"] for r in log] == [5, 10, 15, 20, 25, 30, 35, 40]  # nothing redone, nothing skipped
-    after = [r["loss"] for r in log[len(first):]]
+    after = [r["loss"] for r in log[len(first) :]]
     assert np.mean(after[-2:]) < np.mean(first[:2])
     assert (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").exists()
 
 
 def test_classifier_training_runs_and_exports(tmp_path):
-    train_classifier(TrainConfig(output_dir=str(tmp_path), max_steps=6, batch_size=16, checkpoint_every=3, log_every=3,
-                                 model={"model_kwargs": {"channels": [4, 8, 8, 8]}}))
+    train_classifier(
+        TrainConfig(
+            output_dir=str(tmp_path),
+            max_steps=6,
+            batch_size=16,
+            checkpoint_every=3,
+            log_every=3,
+            model={"model_kwargs": {"channels": [4, 8, 8, 8]}},
+        )
+    )
     assert (tmp_path / "classifier" / "config.json").exists()
     with pytest.raises(ValueError, match="max_steps"):
         TrainConfig(output_dir=str(tmp_path), max_steps=0).validate()

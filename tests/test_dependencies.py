@@ -1,4 +1,5 @@
 """Installing mimic-diffusers must not pull a known-vulnerable requests/urllib3 (torchattacks pinned requests~=2.25.1)."""
+
 from importlib.metadata import PackageNotFoundError, distribution, version
 
 import pytest
@@ -28,7 +29,9 @@ def core_closure(root="mimic-diffusers"):
         except PackageNotFoundError:  # a missing dependency is pip check's business, not this test's
             continue
         # a marker is evaluated with no extra selected: extras' requirements are skipped, python_version kept
-        reqs = [r for r in map(Requirement, dist.requires or []) if r.marker is None or r.marker.evaluate({"extra": ""})]
+        reqs = [
+            r for r in map(Requirement, dist.requires or []) if r.marker is None or r.marker.evaluate({"extra": ""})
+        ]
         seen[name] = (dist.version, reqs)
         todo += [r.name for r in reqs]
     return seen
@@ -42,7 +45,11 @@ def test_installed_requests_and_urllib3_are_not_vulnerable():
 
 
 def test_no_dependency_excludes_the_fixed_releases():
-    offenders = [f"{name} {ver} requires {req}" for name, (ver, reqs) in core_closure().items() for req in reqs
-                 if canonicalize_name(req.name) in SAFE
-                 and not req.specifier.contains(SAFE[canonicalize_name(req.name)], prereleases=True)]
+    offenders = [
+        f"{name} {ver} requires {req}"
+        for name, (ver, reqs) in core_closure().items()
+        for req in reqs
+        if canonicalize_name(req.name) in SAFE
+        and not req.specifier.contains(SAFE[canonicalize_name(req.name)], prereleases=True)
+    ]
     assert not offenders, "dependencies that force a vulnerable release: " + "; ".join(offenders)

@@ -1,6 +1,7 @@
 """The documentation site: generated result tables are current, hand-written pages quote only generated
 numbers and keep no work diary, the option and config tables cover the code, and `mkdocs build --strict`
 passes."""
+
 import glob
 import importlib.util
 import inspect
@@ -15,13 +16,25 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs")
 GENERATED = os.path.join(DOCS, "results")
-HAND_WRITTEN = sorted(glob.glob(os.path.join(DOCS, "*.md")))
+HAND_WRITTEN = sorted(glob.glob(os.path.join(DOCS, "*.md")) + glob.glob(os.path.join(DOCS, "howto", "*.md")))
 PERCENT = re.compile(r"(?<![\w.])\d+(?:\.\d+)?%")
 SNIPPET = re.compile(r'^--8<-- "([^"]+)"\s*$', re.M)
 # a work diary: times of day, and words that only make sense to whoever ran the work
-DIARY = [re.compile(p, re.I) for p in (r"(?<![\d:])\d{1,2}:\d{2}(?![\d:])", r"\bhere\b", r"\bthis session\b",
-                                        r"\bearlier runs?\b", r"\bsession[- ]\d", r"\bwe ran\b",
-                                        r"\boverlapped\b", r"\banother job\b")]
+DIARY = [
+    re.compile(p, re.I)
+    for p in (
+        r"(?<![\d:])\d{1,2}:\d{2}(?![\d:])",
+        r"\bhere\b",
+        r"\bthis session\b",
+        r"\bearlier runs?\b",
+        r"\bsession[- ]\d",
+        r"\bwe ran\b",
+        r"\boverlapped\b",
+        r"\banother job\b",
+        r"\bSIGSTOP\b",
+        r"\bpaused\b",
+    )
+]
 
 
 @pytest.fixture(scope="module")
@@ -67,27 +80,42 @@ def test_hand_written_pages_quote_only_generated_percentages():
     for path in glob.glob(os.path.join(GENERATED, "*.md")):
         generated |= set(PERCENT.findall(read(path)))
     assert generated, "no generated files: run python benchmarks/render_docs.py"
-    missing = [f"{os.path.relpath(p, ROOT)}: {n}" for p in HAND_WRITTEN for n in PERCENT.findall(read(p))
-               if n not in generated]
+    missing = [
+        f"{os.path.relpath(p, ROOT)}: {n}"
+        for p in HAND_WRITTEN
+        for n in PERCENT.findall(read(p))
+        if n not in generated
+    ]
     assert not missing, "percentages in hand-written pages that no generated table holds:\n" + "\n".join(missing)
 
 
 def test_no_work_diary_in_the_docs():
     pages = HAND_WRITTEN + sorted(glob.glob(os.path.join(GENERATED, "*.md")))
-    hits = [f"{os.path.relpath(p, ROOT)}:{i}: {line.strip()[:120]}" for p in pages
-            for i, line in enumerate(read(p).splitlines(), 1) if any(d.search(line) for d in DIARY)]
+    hits = [
+        f"{os.path.relpath(p, ROOT)}:{i}: {line.strip()[:120]}"
+        for p in pages
+        for i, line in enumerate(read(p).splitlines(), 1)
+        if any(d.search(line) for d in DIARY)
+    ]
     assert not hits, "work-diary wording in the docs:\n" + "\n".join(hits)
 
 
 def test_every_page_is_in_the_nav_and_every_fragment_is_included():
     nav = read(os.path.join(ROOT, "mkdocs.yml"))
-    missing = [os.path.basename(p) for p in HAND_WRITTEN if f": {os.path.basename(p)}" not in nav]
+    missing = [
+        os.path.relpath(p, DOCS)
+        for p in HAND_WRITTEN
+        if f": {os.path.relpath(p, DOCS).replace(os.sep, '/')}" not in nav
+    ]
     assert not missing, f"pages missing from mkdocs.yml's nav: {missing}"
     included = {target for p in HAND_WRITTEN for target in SNIPPET.findall(read(p))}
     absent = [t for t in included if not os.path.isfile(os.path.join(ROOT, t))]
     assert not absent, f"pages include fragments that do not exist: {absent}"
-    unused = [p for p in glob.glob(os.path.join(GENERATED, "*.md"))
-              if os.path.relpath(p, ROOT).replace(os.sep, "/") not in included]
+    unused = [
+        p
+        for p in glob.glob(os.path.join(GENERATED, "*.md"))
+        if os.path.relpath(p, ROOT).replace(os.sep, "/") not in included
+    ]
     assert not unused, f"generated fragments no page includes: {unused}"
 
 
@@ -97,7 +125,8 @@ def test_option_table_has_a_row_per_scheduler_option():
     from mimic_diffusers import MimicDiffusionScheduler
 
     options = set(inspect.signature(MimicDiffusionScheduler.__init__).parameters) - set(
-        inspect.signature(DDIMScheduler.__init__).parameters)
+        inspect.signature(DDIMScheduler.__init__).parameters
+    )
     page = read(os.path.join(DOCS, "method.md"))
     missing = sorted(o for o in options if f"| `{o}` (" not in page)
     assert options and not missing, f"docs/method.md lacks option rows for {missing}"
@@ -125,29 +154,131 @@ def test_run_metadata_is_complete():
         assert isinstance(meta["command"], str) and meta["command"], path
 
 
-def test_frontier_page_lists_every_run_with_its_own_command_and_note():
-    """A store holds runs at several eps: each run's command and note are listed, not only the last one's."""
+def test_frontier_page_points_to_every_run_log_and_copies_no_run_notes():
+    """Each frontier store's runs are counted on the page, with the path of its `runs.jsonl`; what happened during
+    a run (pauses, resumes: the log's notes) stays in the log, on no page."""
     import json
 
     page = read(os.path.join(ROOT, "docs", "results", "frontier.md"))
+    pages = "\n".join(read(p) for p in HAND_WRITTEN + sorted(glob.glob(os.path.join(GENERATED, "*.md"))))
     logs = glob.glob(os.path.join(ROOT, "benchmarks", "results", "frontier", "*", "runs.jsonl"))
     assert logs
     for log in logs:
-        for line in read(log).splitlines():
-            run = json.loads(line)
-            expected = f"`{run['command']}` ({run['wall_s'] / 60:.0f} min)." + (f" Note: {run['note']}." if run.get("note") else "")
-            assert expected in page, (log, run["command"])
+        runs = [json.loads(line) for line in read(log).splitlines() if line.strip()]
+        point = os.path.basename(os.path.dirname(log))
+        assert f"| `{point}` | {len(runs)} |" in page and f"`{os.path.relpath(log, ROOT)}`" in page, log
+        notes = [run["note"] for run in runs if run.get("note")]
+        assert not [n for n in notes if n in pages], f"{log}: a run's note is copied onto a page"
+
+
+def test_the_frontier_commands_name_every_point_the_study_holds():
+    import json
+
+    commands = read(os.path.join(GENERATED, "_frontier_commands.md"))
+    table = json.loads(read(os.path.join(ROOT, "benchmarks", "results", "frontier", "frontier.json")))["table"]
+    listed = set(re.findall(r"[\w.-]+", " ".join(re.findall(r"--points ([^\\\n]+)", commands))))
+    assert {r["point"] for r in table if r["n"]} <= listed
+
+
+def test_attack_table_shows_no_gradient_for_gradient_free_attacks(render_docs):
+    """A gradient-free attack (Square) follows no gradient: the table says so rather than naming the gradient key
+    its defense is built with."""
+    from mimic_diffusers.attacks import ATTACKS
+
+    rows = {
+        line.split(" | ")[0][3:-1]: line.split(" | ")
+        for line in render_docs.render()["attacks.md"].splitlines()
+        if line.startswith("| `")
+    }
+    assert set(rows) == set(ATTACKS)
+    for name, entry in ATTACKS.items():
+        assert (rows[name][1] == "none (scores only)") == entry.gradient_free, rows[name]
+
+
+def test_no_pointer_to_a_readme_section():
+    """README.md is short and its old sections are gone: pages, the page generator's output and the configs point
+    to docs pages instead."""
+    pointer = re.compile(r'README(?:\.md)?(?: \(section|:? ")|see README\b')
+    paths = (
+        HAND_WRITTEN
+        + sorted(glob.glob(os.path.join(GENERATED, "*.md")))
+        + sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml")))
+    )
+    hits = [
+        f"{os.path.relpath(p, ROOT)}:{i}"
+        for p in paths
+        for i, line in enumerate(read(p).splitlines(), 1)
+        if pointer.search(line)
+    ]
+    assert not hits, f"pointers to README sections: {hits}"
+
+
+def test_one_symbol_each_for_training_timesteps_and_inference_steps():
+    """T is the T = 1000 training timesteps; S counts inference steps. No page or table writes 'T = 100' or a
+    'T' column for the steps a purifier runs."""
+    pages = HAND_WRITTEN + sorted(glob.glob(os.path.join(GENERATED, "*.md")))
+    inference_t = re.compile(r"\bT ?= ?(?:10|20|50|100)\b|^\| T \||\bthe T you\b")
+    hits = [
+        f"{os.path.relpath(p, ROOT)}:{i}: {line.strip()[:100]}"
+        for p in pages
+        for i, line in enumerate(read(p).splitlines(), 1)
+        if inference_t.search(line)
+    ]
+    assert not hits, "T used for inference steps (write S):\n" + "\n".join(hits)
+
+
+def shell_commands(text: str) -> list:
+    """The `mimic-diffusers ...` commands of the bash blocks of a Markdown text, continuation lines joined."""
+    import shlex
+
+    blocks = re.findall(r"^```bash\n(.*?)^```", text, re.S | re.M)
+    return [
+        words
+        for block in blocks
+        for line in block.replace("\\\n", " ").splitlines()
+        if (words := shlex.split(line, comments=True))[:1] == ["mimic-diffusers"]
+    ]
+
+
+def test_commands_in_the_readme_and_the_pages_parse():
+    """Every command a reader copies is accepted by the CLI's parser (flags that exist, valid values), and the
+    README's CIFAR-10 build command is the one the Real models page gives, flag for flag."""
+    from mimic_diffusers.cli import build_parser
+
+    parser = build_parser()
+    commands = {path: shell_commands(read(path)) for path in [os.path.join(ROOT, "README.md")] + HAND_WRITTEN}
+    for path, found in commands.items():
+        for words in found:
+            try:
+                parser.parse_args(words[1:])
+            except SystemExit:
+                pytest.fail(f"{os.path.relpath(path, ROOT)}: the CLI rejects {' '.join(words)!r}")
+    builds = [
+        words
+        for path in (os.path.join(ROOT, "README.md"), os.path.join(DOCS, "models.md"))
+        for words in commands[path]
+        if words[1] == "build-pipeline" and "google/ddpm-cifar10-32" in words
+    ]
+    assert len(builds) == 2 and builds[0] == builds[1], builds
 
 
 def test_mkdocs_build_strict(tmp_path):
     needed = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python")
-    absent = [m for m in needed if importlib.util.find_spec(m.split(".")[0]) is None
-              or (("." in m) and importlib.util.find_spec(m) is None)]
+    absent = [
+        m
+        for m in needed
+        if importlib.util.find_spec(m.split(".")[0]) is None or (("." in m) and importlib.util.find_spec(m) is None)
+    ]
     if absent:
         pytest.skip(f"mkdocs build not checked: {absent} not installed (pip install -e '.[docs]')")
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
 
@@ -177,7 +308,8 @@ def test_readme_python_example_runs():
     readme = read(os.path.join(ROOT, "README.md"))
     code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
     fast = code.replace("num_inference_steps=100", "num_inference_steps=4").replace(
-        "steps=10, eot=2", "steps=1, eot=1, num_inference_steps=4")
+        "steps=10, eot=2", "steps=1, eot=1, num_inference_steps=4"
+    )
     assert fast.count("num_inference_steps=4") == 2, "the README example changed: update this test's substitutions"
     scope = {}
     cwd = os.getcwd()

@@ -1,29 +1,32 @@
 """Every bad input gets a clear error of our own naming the argument."""
+
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_pipeline
 
 from mimic_diffusers import MimicDiffusionScheduler
 from mimic_diffusers.attacks import DifferentiableChain
 
-from conftest import tiny_pipeline
 
-
-@pytest.mark.parametrize("bad,exc,match", [
-    (torch.rand(1, 3, 16, 16), ValueError, "channel"),
-    (torch.rand(1, 1, 15, 16), ValueError, "multiples"),
-    (torch.rand(1, 1, 16, 16) * 2, ValueError, r"\[0, 1\]"),
-    (torch.rand(1, 1, 16, 16) - 0.5, ValueError, r"\[0, 1\]"),
-    (torch.full((1, 1, 16, 16), float("nan")), ValueError, "NaN"),
-    (torch.full((1, 1, 16, 16), float("inf")), ValueError, "NaN"),
-    (torch.rand(0, 1, 16, 16), ValueError, "empty"),
-    ([], ValueError, "empty"),
-    (torch.ones(1, 1, 16, 16, dtype=torch.int32), TypeError, "dtype"),
-    (np.ones((16, 16), dtype=np.int64), TypeError, "dtype"),
-    (torch.rand(16, 16), ValueError, "shape"),
-    ("image.png", TypeError, "expected a torch.Tensor"),
-    ([torch.rand(1, 16, 16), torch.rand(1, 8, 8)], ValueError, "same shape"),
-])
+@pytest.mark.parametrize(
+    "bad,exc,match",
+    [
+        (torch.rand(1, 3, 16, 16), ValueError, "channel"),
+        (torch.rand(1, 1, 15, 16), ValueError, "multiples"),
+        (torch.rand(1, 1, 16, 16) * 2, ValueError, r"\[0, 1\]"),
+        (torch.rand(1, 1, 16, 16) - 0.5, ValueError, r"\[0, 1\]"),
+        (torch.full((1, 1, 16, 16), float("nan")), ValueError, "NaN"),
+        (torch.full((1, 1, 16, 16), float("inf")), ValueError, "NaN"),
+        (torch.rand(0, 1, 16, 16), ValueError, "empty"),
+        ([], ValueError, "empty"),
+        (torch.ones(1, 1, 16, 16, dtype=torch.int32), TypeError, "dtype"),
+        (np.ones((16, 16), dtype=np.int64), TypeError, "dtype"),
+        (torch.rand(16, 16), ValueError, "shape"),
+        ("image.png", TypeError, "expected a torch.Tensor"),
+        ([torch.rand(1, 16, 16), torch.rand(1, 8, 8)], ValueError, "same shape"),
+    ],
+)
 def test_bad_images(bad, exc, match):
     pipe = tiny_pipeline()
     with pytest.raises(exc, match=match) as info:
@@ -31,22 +34,25 @@ def test_bad_images(bad, exc, match):
     assert "image" in str(info.value)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(guidance_window_start=0.2, guidance_window_end=0.5), "greater than"),
-    (dict(guidance_window_start=0.5, guidance_window_end=0.5), "greater than"),
-    (dict(guidance_window_start=1.5), r"guidance_window_start must be in \(0, 1\]"),
-    (dict(guidance_window_start=0.0, guidance_window_end=0.0), "guidance_window_start"),
-    (dict(guidance_window_end=-0.1), "guidance_window_end"),
-    (dict(distance="l3"), "distance"),
-    (dict(sr_direction="left"), "sr_direction"),
-    (dict(step_size_rule="magic"), "step_size_rule"),
-    (dict(guidance_space="z"), "guidance_space"),
-    (dict(sr_factor=0), "sr_factor"),
-    (dict(guidance_scale=-1.0), "guidance_scale"),
-    (dict(guidance_scale=float("nan")), "guidance_scale"),
-    (dict(eta=2.0), "eta"),
-    (dict(purification_start=0.0), "purification_start"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(guidance_window_start=0.2, guidance_window_end=0.5), "greater than"),
+        (dict(guidance_window_start=0.5, guidance_window_end=0.5), "greater than"),
+        (dict(guidance_window_start=1.5), r"guidance_window_start must be in \(0, 1\]"),
+        (dict(guidance_window_start=0.0, guidance_window_end=0.0), "guidance_window_start"),
+        (dict(guidance_window_end=-0.1), "guidance_window_end"),
+        (dict(distance="l3"), "distance"),
+        (dict(sr_direction="left"), "sr_direction"),
+        (dict(step_size_rule="magic"), "step_size_rule"),
+        (dict(guidance_space="z"), "guidance_space"),
+        (dict(sr_factor=0), "sr_factor"),
+        (dict(guidance_scale=-1.0), "guidance_scale"),
+        (dict(guidance_scale=float("nan")), "guidance_scale"),
+        (dict(eta=2.0), "eta"),
+        (dict(purification_start=0.0), "purification_start"),
+    ],
+)
 def test_bad_scheduler_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MimicDiffusionScheduler(**kwargs)
@@ -69,11 +75,18 @@ def test_unknown_preset_and_call_arguments():
         pipe(x, num_inference_steps=2, not_an_option=1)
 
 
-@pytest.mark.parametrize("flag,value,message", [
-    ("--eps", "0.7", "--eps [0.7]: not among the config's threat eps [0.3]"),
-    ("--batch-size", "0", "batch_size must be an integer >= 1, got 0"),
-    ("--attacks", "nope", "--attacks ['nope']: not among the config's attack labels ['bpda-eot', 'exact-pgd-eot', 'square']"),
-])
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        ("--eps", "0.7", "--eps [0.7]: not among the config's threat eps [0.3]"),
+        ("--batch-size", "0", "batch_size must be an integer >= 1, got 0"),
+        (
+            "--attacks",
+            "nope",
+            "--attacks ['nope']: not among the config's attack labels ['bpda-eot', 'exact-pgd-eot', 'square']",
+        ),
+    ],
+)
 def test_evaluate_overrides_are_checked_before_work(tmp_path, capsys, flag, value, message):
     """`evaluate --eps` and `--attacks` run a subset of the config's threats and attacks, `--batch-size`
     overrides the config's;

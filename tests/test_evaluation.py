@@ -1,4 +1,5 @@
 """Evaluation loop: metrics, reports, resume after a kill, data parallel over 2 CPU processes."""
+
 import json
 import os
 import signal
@@ -9,11 +10,10 @@ import time
 
 import pytest
 import torch
+from conftest import tiny_pipeline
 
 from mimic_diffusers.evaluation import EvalConfig, read_records, run_evaluation, score_votes
 from mimic_diffusers.metrics import accuracy, majority_vote, wilson_interval, worst_case
-
-from conftest import tiny_pipeline
 
 
 def test_wilson_interval_known_values():
@@ -29,7 +29,11 @@ def test_majority_vote_and_worst_case():
     assert majority_vote([[1], [2]]) == [None]  # a tie names no label
     assert worst_case({"a": [True, True, False], "b": [True, False, True]}) == [True, False, False]
     scored = score_votes([[1, 2, 3], [1, 0, 3], [4, 2, 3]], [1, 2, 3])
-    assert scored == {"correct": [True, True, True], "vote_correct": [True, True, True], "all_correct": [False, False, True]}
+    assert scored == {
+        "correct": [True, True, True],
+        "vote_correct": [True, True, True],
+        "all_correct": [False, False, True],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +44,21 @@ def pipeline_dir(tmp_path_factory):
 
 
 def make_config(pipeline_dir, output_dir, **kw):
-    config = dict(pipeline=pipeline_dir, output_dir=str(output_dir), num_samples=6, batch_size=2,
-                  num_inference_steps=4, votes=3, threats=[{"norm": "Linf", "eps": 0.1}, {"norm": "Linf", "eps": 0.3}],
-                  attacks=[{"name": "pgd-classifier", "params": {"steps": 3}},
-                           {"name": "bpda-eot", "params": {"steps": 1}},
-                           {"name": "square", "params": {"n_queries": 3}}], examples=2)
+    config = dict(
+        pipeline=pipeline_dir,
+        output_dir=str(output_dir),
+        num_samples=6,
+        batch_size=2,
+        num_inference_steps=4,
+        votes=3,
+        threats=[{"norm": "Linf", "eps": 0.1}, {"norm": "Linf", "eps": 0.3}],
+        attacks=[
+            {"name": "pgd-classifier", "params": {"steps": 3}},
+            {"name": "bpda-eot", "params": {"steps": 1}},
+            {"name": "square", "params": {"n_queries": 3}},
+        ],
+        examples=2,
+    )
     config.update(kw)
     return config
 
@@ -57,8 +71,9 @@ def normalized(records):
         for name, result in r.pop("attacks", {"clean": {}}).items():
             result.pop("seconds", None)
             # gradient norms are sums over a batch: two processes may round their last bit differently
-            result["diagnostics"] = json.loads(json.dumps(result.get("diagnostics", {})),
-                                               parse_float=lambda v: float(f"{float(v):.5g}"))
+            result["diagnostics"] = json.loads(
+                json.dumps(result.get("diagnostics", {})), parse_float=lambda v: float(f"{float(v):.5g}")
+            )
             key = (r["batch"], r["threat"], name)
             assert key not in out, f"{key} counted twice"
             out[key] = {**r, "result": result}
@@ -86,8 +101,12 @@ def test_killed_run_resumes_without_loss_or_double_counting(pipeline_dir, tmp_pa
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(make_config(pipeline_dir, killed_dir)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "mimic_diffusers.cli", "evaluate", "--config", str(config_path)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mimic_diffusers.cli", "evaluate", "--config", str(config_path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     shard = killed_dir / "results.rank0.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and (not shard.exists() or shard.read_text().count("\n") < 2):
@@ -118,19 +137,31 @@ def test_attack_added_later_runs_alone_and_matches_a_run_with_it_from_the_start(
     run_evaluation(EvalConfig(**make_config(pipeline_dir, grown, attacks=first, num_samples=4)).validate())
     before, first_report = read_records(str(grown)), (grown / "results.md").read_text()
     # a second config grows the first one's store and writes its reports apart (report_dir)
-    summary = run_evaluation(EvalConfig(**make_config(pipeline_dir, grown, attacks=first + [second], num_samples=6,
-                                                      report_dir=str(tmp_path / "reports"))).validate())
+    summary = run_evaluation(
+        EvalConfig(
+            **make_config(
+                pipeline_dir, grown, attacks=first + [second], num_samples=6, report_dir=str(tmp_path / "reports")
+            )
+        ).validate()
+    )
     assert (grown / "results.md").read_text() == first_report
     assert "bpda-eot" in (tmp_path / "reports" / "results.md").read_text()
     after = read_records(str(grown))
     assert after[: len(before)] == before  # nothing rewritten
-    added = after[len(before):]
+    added = after[len(before) :]
     # batches 0-1: only the new attack on each threat; batch 2: clean + both attacks on each threat,
     # one record per attack
     assert sorted((r["batch"], r["threat"], tuple(r.get("attacks", {}))) for r in added) == [
-        (0, "Linf-0.1", ("bpda-eot",)), (0, "Linf-0.3", ("bpda-eot",)), (1, "Linf-0.1", ("bpda-eot",)),
-        (1, "Linf-0.3", ("bpda-eot",)), (2, "Linf-0.1", ("bpda-eot",)), (2, "Linf-0.1", ("pgd-classifier",)),
-        (2, "Linf-0.3", ("bpda-eot",)), (2, "Linf-0.3", ("pgd-classifier",)), (2, "clean", ())]
+        (0, "Linf-0.1", ("bpda-eot",)),
+        (0, "Linf-0.3", ("bpda-eot",)),
+        (1, "Linf-0.1", ("bpda-eot",)),
+        (1, "Linf-0.3", ("bpda-eot",)),
+        (2, "Linf-0.1", ("bpda-eot",)),
+        (2, "Linf-0.1", ("pgd-classifier",)),
+        (2, "Linf-0.3", ("bpda-eot",)),
+        (2, "Linf-0.3", ("pgd-classifier",)),
+        (2, "clean", ()),
+    ]
     expected = run_evaluation(EvalConfig(**make_config(pipeline_dir, reference, attacks=first + [second])).validate())
     for key, threat in expected["threats"].items():
         got = summary["threats"][key]
@@ -139,8 +170,13 @@ def test_attack_added_later_runs_alone_and_matches_a_run_with_it_from_the_start(
             assert got["attacks"][name]["correct"] == result["correct"], (key, name)
         assert got["worst_case"] == threat["worst_case"]
     # a config asking for fewer samples than the store holds reports its own N
-    smaller = run_evaluation(EvalConfig(**make_config(pipeline_dir, grown, attacks=first + [second], num_samples=4,
-                                                      report_dir=str(tmp_path / "reports4"))).validate())
+    smaller = run_evaluation(
+        EvalConfig(
+            **make_config(
+                pipeline_dir, grown, attacks=first + [second], num_samples=4, report_dir=str(tmp_path / "reports4")
+            )
+        ).validate()
+    )
     assert smaller["threats"]["Linf-0.1"]["n"] == 4 and smaller["threats"]["Linf-0.1"]["attacks"]["bpda-eot"]["n"] == 4
     assert read_records(str(grown)) == after
 
@@ -149,12 +185,16 @@ def test_store_of_other_batches_or_attack_params_is_a_clear_error(pipeline_dir, 
     attacks = [{"name": "pgd-classifier", "params": {"steps": 2}}]
     run_evaluation(EvalConfig(**make_config(pipeline_dir, tmp_path, attacks=attacks, num_samples=4)).validate())
     with pytest.raises(ValueError, match="batch_size: store 2, config 4"):
-        run_evaluation(EvalConfig(**make_config(pipeline_dir, tmp_path, attacks=attacks, num_samples=4, batch_size=4)).validate())
+        run_evaluation(
+            EvalConfig(**make_config(pipeline_dir, tmp_path, attacks=attacks, num_samples=4, batch_size=4)).validate()
+        )
     changed = [{"name": "pgd-classifier", "params": {"steps": 5}}]
     with pytest.raises(ValueError, match="attack 'pgd-classifier' with params .*'label'"):
         run_evaluation(EvalConfig(**make_config(pipeline_dir, tmp_path, attacks=changed, num_samples=4)).validate())
     relabelled = [{**changed[0], "label": "pgd-classifier-5"}]
-    summary = run_evaluation(EvalConfig(**make_config(pipeline_dir, tmp_path, attacks=attacks + relabelled, num_samples=4)).validate())
+    summary = run_evaluation(
+        EvalConfig(**make_config(pipeline_dir, tmp_path, attacks=attacks + relabelled, num_samples=4)).validate()
+    )
     assert list(summary["threats"]["Linf-0.1"]["attacks"]) == ["pgd-classifier", "pgd-classifier-5"]
 
 
@@ -195,9 +235,27 @@ def test_data_parallel_two_cpu_processes_match_single_process(pipeline_dir, tmp_
     with socket.socket() as sock:  # a free port: a fixed one can collide with another run
         sock.bind(("127.0.0.1", 0))
         port = str(sock.getsockname()[1])
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", port,
-                             str(launcher), "evaluate", "--config", str(config_path)],
-                            env=env, capture_output=True, text=True, timeout=400)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            port,
+            str(launcher),
+            "evaluate",
+            "--config",
+            str(config_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (parallel / "results.rank0.jsonl").exists() and (parallel / "results.rank1.jsonl").exists()
     assert normalized(read_records(str(parallel))) == normalized(read_records(str(single)))
@@ -210,8 +268,12 @@ def test_config_errors(pipeline_dir, tmp_path):
         EvalConfig.from_file(str(path))
     with pytest.raises(FileNotFoundError):
         EvalConfig.from_file(str(tmp_path / "missing.yaml"))
-    for bad, match in [({"attacks": [{"name": "nope"}]}, "unknown attack"), ({"threats": [{"norm": "Linf", "eps": -1}]}, "eps"),
-                       ({"threats": [{"norm": "L7", "eps": 1}]}, "norm"), ({"batch_size": 0}, "batch_size")]:
+    for bad, match in [
+        ({"attacks": [{"name": "nope"}]}, "unknown attack"),
+        ({"threats": [{"norm": "Linf", "eps": -1}]}, "eps"),
+        ({"threats": [{"norm": "L7", "eps": 1}]}, "norm"),
+        ({"batch_size": 0}, "batch_size"),
+    ]:
         with pytest.raises(ValueError, match=match):
             EvalConfig(**make_config(pipeline_dir, tmp_path, **bad)).validate()
 
@@ -236,7 +298,9 @@ def test_one_eps_run_reports_every_eps_in_the_store_and_report_only_runs_nothing
     assert (tmp_path / "store" / "results.md").exists()
     assert sorted(str(r) for r in read_records(str(tmp_path / "store"))) == before  # nothing ran
     fresh = tmp_path / "config-fresh-report-dir.json"  # a report_dir no run has written to yet
-    fresh.write_text(json.dumps({**json.loads(config_path.read_text()), "report_dir": str(tmp_path / "new" / "reports")}))
+    fresh.write_text(
+        json.dumps({**json.loads(config_path.read_text()), "report_dir": str(tmp_path / "new" / "reports")})
+    )
     assert main(["evaluate", "--config", str(fresh), "--num-samples", "4", "--report-only"]) == 0
     assert (tmp_path / "new" / "reports" / "results.md").exists()
     assert main(grow + ["--report-only", "--eps", "0.3"]) == 2
@@ -253,31 +317,60 @@ def test_summarize_one_metric_definition_worst_cases_and_warnings_by_type():
     from mimic_diffusers.evaluation import summarize
 
     T, F = True, False
-    clean = {"batch": 0, "threat": "clean", "ids": [0, 1, 2, 3], "labels": [0, 1, 2, 3],
-             "correct": [T, T, T, F], "vote_correct": [T, T, F, T], "all_correct": [T, F, T, F]}
+    clean = {
+        "batch": 0,
+        "threat": "clean",
+        "ids": [0, 1, 2, 3],
+        "labels": [0, 1, 2, 3],
+        "correct": [T, T, T, F],
+        "vote_correct": [T, T, F, T],
+        "all_correct": [T, F, T, F],
+    }
 
     def result(correct, vote, every, zero=None):
-        return {"correct": correct, "vote_correct": vote, "all_correct": every, "seconds": 1.0, "params": {},
-                "diagnostics": {} if zero is None else {"zero_grad_fraction": zero, "grad_l1_mean": 1 - zero}}
+        return {
+            "correct": correct,
+            "vote_correct": vote,
+            "all_correct": every,
+            "seconds": 1.0,
+            "params": {},
+            "diagnostics": {} if zero is None else {"zero_grad_fraction": zero, "grad_l1_mean": 1 - zero},
+        }
 
-    attacked = {"batch": 0, "threat": "Linf-0.3", "ids": [0, 1, 2, 3], "labels": [0, 1, 2, 3], "attacks": {
-        "my-square": result([F, T, T, T], [T, F, T, T], [F, T, T, T]),
-        "bpda-eot": result([T, T, T, T], [T, T, T, T], [T, T, T, T], zero=1.0),
-        "pgd-classifier": result([T, T, T, T], [T, T, T, T], [F, F, F, F], zero=0.0)}}
-    config = EvalConfig(pipeline="p", output_dir="o", num_samples=4, batch_size=4, votes=3,
-                        threats=[{"norm": "Linf", "eps": 0.3}],
-                        attacks=[{"name": "square", "label": "my-square"}, {"name": "bpda-eot"}, {"name": "pgd-classifier"}])
+    attacked = {
+        "batch": 0,
+        "threat": "Linf-0.3",
+        "ids": [0, 1, 2, 3],
+        "labels": [0, 1, 2, 3],
+        "attacks": {
+            "my-square": result([F, T, T, T], [T, F, T, T], [F, T, T, T]),
+            "bpda-eot": result([T, T, T, T], [T, T, T, T], [T, T, T, T], zero=1.0),
+            "pgd-classifier": result([T, T, T, T], [T, T, T, T], [F, F, F, F], zero=0.0),
+        },
+    }
+    config = EvalConfig(
+        pipeline="p",
+        output_dir="o",
+        num_samples=4,
+        batch_size=4,
+        votes=3,
+        threats=[{"norm": "Linf", "eps": 0.3}],
+        attacks=[{"name": "square", "label": "my-square"}, {"name": "bpda-eot"}, {"name": "pgd-classifier"}],
+    )
     s = summarize([clean, attacked], config)
     assert (s["clean"]["accuracy"], s["clean_vote"]["accuracy"], s["clean_all_votes"]["accuracy"]) == (0.75, 0.75, 0.5)
     t = s["threats"]["Linf-0.3"]
-    got = {label: (a["accuracy"], a["vote"]["accuracy"], a["all_votes"]["accuracy"]) for label, a in t["attacks"].items()}
+    got = {
+        label: (a["accuracy"], a["vote"]["accuracy"], a["all_votes"]["accuracy"]) for label, a in t["attacks"].items()
+    }
     assert got == {"my-square": (0.5, 0.5, 0.25), "bpda-eot": (0.75, 0.75, 0.5), "pgd-classifier": (0.75, 0.75, 0.0)}
     assert t["attacks"]["my-square"]["name"] == "square"
     worst = (t["worst_case"]["accuracy"], t["worst_case_vote"]["accuracy"], t["worst_case_all_votes"]["accuracy"])
     assert worst == (0.5, 0.5, 0.0)
     assert t["warnings"] == [
         "Linf-0.3: bpda-eot: 100% of samples had an exactly zero input gradient: this attack measured nothing (gradient masking)",
-        "Linf-0.3: gradient-free attack beats bpda-eot (50.0% < 75.0%): bpda-eot's gradient is masked or the attack is too weak"]
+        "Linf-0.3: gradient-free attack beats bpda-eot (50.0% < 75.0%): bpda-eot's gradient is masked or the attack is too weak",
+    ]
 
 
 def test_cascade_summary_is_cumulative_and_keeps_the_worst_case():
@@ -287,20 +380,46 @@ def test_cascade_summary_is_cumulative_and_keeps_the_worst_case():
     from mimic_diffusers.evaluation import summarize, survivors
 
     T, F, N = True, False, None
-    clean = {"batch": 0, "threat": "clean", "ids": [0, 1, 2, 3], "labels": [0, 1, 2, 3],
-             "correct": [T, T, T, F], "vote_correct": [T, T, F, F], "all_correct": [T, F, F, F]}
+    clean = {
+        "batch": 0,
+        "threat": "clean",
+        "ids": [0, 1, 2, 3],
+        "labels": [0, 1, 2, 3],
+        "correct": [T, T, T, F],
+        "vote_correct": [T, T, F, F],
+        "all_correct": [T, F, F, F],
+    }
 
     def result(correct, vote, every):
-        return {"name": "x", "correct": correct, "vote_correct": vote, "all_correct": every, "seconds": 1.0,
-                "params": {}, "diagnostics": {}}
+        return {
+            "name": "x",
+            "correct": correct,
+            "vote_correct": vote,
+            "all_correct": every,
+            "seconds": 1.0,
+            "params": {},
+            "diagnostics": {},
+        }
 
     first = result([F, T, T, F], [F, T, F, F], [F, T, F, F])
     assert survivors(clean, []) == [T, T, T, F] and survivors(clean, [first]) == [F, T, T, F]
-    full = {"batch": 0, "threat": "Linf-0.3", "ids": [0, 1, 2, 3], "labels": [0, 1, 2, 3], "attacks": {
-        "bpda-eot": first, "square": result([T, F, F, T], [T, T, F, T], [T, F, F, F])}}
+    full = {
+        "batch": 0,
+        "threat": "Linf-0.3",
+        "ids": [0, 1, 2, 3],
+        "labels": [0, 1, 2, 3],
+        "attacks": {"bpda-eot": first, "square": result([T, F, F, T], [T, T, F, T], [T, F, F, F])},
+    }
     cascade = {**full, "attacks": {"bpda-eot": first, "square": result([N, F, F, N], [N, T, F, N], [N, F, F, N])}}
-    config = EvalConfig(pipeline="p", output_dir="o", num_samples=4, batch_size=4, votes=3,
-                        threats=[{"norm": "Linf", "eps": 0.3}], attacks=[{"name": "bpda-eot"}, {"name": "square"}])
+    config = EvalConfig(
+        pipeline="p",
+        output_dir="o",
+        num_samples=4,
+        batch_size=4,
+        votes=3,
+        threats=[{"norm": "Linf", "eps": 0.3}],
+        attacks=[{"name": "bpda-eot"}, {"name": "square"}],
+    )
     plain = summarize([clean, full], config)["threats"]["Linf-0.3"]
     assert plain["attacks"]["square"]["accuracy"] == 0.25 and plain["warnings"]  # Square beats BPDA: flagged
     cascade["attacks"]["square"]["targets"] = survivors(clean, [first])
@@ -324,15 +443,36 @@ def test_worst_case_samples_are_the_summary_worst_case_per_sample(tmp_path):
     def result(correct, vote):
         return {"name": "x", "correct": correct, "vote_correct": vote, "seconds": 1.0, "params": {}, "diagnostics": {}}
 
-    clean = {"batch": 0, "threat": "clean", "ids": [0, 1, 2, 3], "labels": [0, 1, 2, 3],
-             "correct": [T, T, T, F], "vote_correct": [T, T, F, F]}
-    attacked = {"batch": 0, "threat": "Linf-0.3", "ids": [0, 1, 2, 3], "labels": [0, 1, 2, 3], "attacks": {
-        "bpda-eot": result([F, T, T, F], [F, T, F, F]), "square": {**result([N, T, F, N], [N, T, F, N]), "targets": [F, T, T, F]}}}
+    clean = {
+        "batch": 0,
+        "threat": "clean",
+        "ids": [0, 1, 2, 3],
+        "labels": [0, 1, 2, 3],
+        "correct": [T, T, T, F],
+        "vote_correct": [T, T, F, F],
+    }
+    attacked = {
+        "batch": 0,
+        "threat": "Linf-0.3",
+        "ids": [0, 1, 2, 3],
+        "labels": [0, 1, 2, 3],
+        "attacks": {
+            "bpda-eot": result([F, T, T, F], [F, T, F, F]),
+            "square": {**result([N, T, F, N], [N, T, F, N]), "targets": [F, T, T, F]},
+        },
+    }
     for record in (clean, attacked):
         append_record(str(tmp_path / "results.rank0.jsonl"), record)
     threat = {"norm": "Linf", "eps": 0.3}
-    config = EvalConfig(pipeline="p", output_dir=str(tmp_path), num_samples=4, batch_size=4, threats=[threat],
-                        attacks=[{"name": "bpda-eot"}, {"name": "square"}], cascade=True)
+    config = EvalConfig(
+        pipeline="p",
+        output_dir=str(tmp_path),
+        num_samples=4,
+        batch_size=4,
+        threats=[threat],
+        attacks=[{"name": "bpda-eot"}, {"name": "square"}],
+        cascade=True,
+    )
     assert worst_case_samples(config, threat, "correct") == {0: F, 1: T, 2: F, 3: F}
     assert worst_case_samples(config, threat) == {0: F, 1: T, 2: F, 3: F}
     t = summarize([clean, attacked], config)["threats"]["Linf-0.3"]
@@ -348,8 +488,11 @@ def test_cascade_attacks_only_the_survivors_and_resumes(pipeline_dir, tmp_path):
     rule (the others get None and are never attacked); a killed-and-resumed store is the same."""
     from mimic_diffusers.evaluation import merge_records, survivors
 
-    attacks = [{"name": "pgd-classifier", "params": {"steps": 3}}, {"name": "bpda-eot", "params": {"steps": 1}},
-               {"name": "square", "params": {"n_queries": 3}}]
+    attacks = [
+        {"name": "pgd-classifier", "params": {"steps": 3}},
+        {"name": "bpda-eot", "params": {"steps": 1}},
+        {"name": "square", "params": {"n_queries": 3}},
+    ]
     config = EvalConfig(**make_config(pipeline_dir, tmp_path / "a", attacks=attacks, cascade=True)).validate()
     summary = run_evaluation(config)
     merged = merge_records(read_records(str(tmp_path / "a")))
@@ -368,7 +511,8 @@ def test_cascade_attacks_only_the_survivors_and_resumes(pipeline_dir, tmp_path):
     assert skipped > 0, "the tiny pipeline's attacks must break something for the cascade to skip"
     t = summary["threats"]["Linf-0.3"]
     assert t["cascade"] and [a["accuracy"] for a in t["attacks"].values()] == sorted(
-        (a["accuracy"] for a in t["attacks"].values()), reverse=True)
+        (a["accuracy"] for a in t["attacks"].values()), reverse=True
+    )
     assert t["worst_case"]["accuracy"] == t["attacks"]["square"]["accuracy"]
     # the same store built in two runs (a screen with the first two attacks, then the rest) holds the same
     # results; the screen's worst case is the cumulative row of its last attack, flagged as an upper bound

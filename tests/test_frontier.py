@@ -1,5 +1,6 @@
 """The frontier study: its points are the issue's grid, a tiny study runs end to end through the same
 script, and its answers rest on paired tests (hand-built per-sample outcomes with known answers)."""
+
 import os
 import subprocess
 import sys
@@ -21,7 +22,11 @@ def test_points_cover_the_grid_and_build_valid_configs():
     assert {f"mimic-gs{s}" for s in (4, 8, 16, 32, 64)} <= set(frontier.POINTS)
     assert {f"diffpure-t{t:g}" for t in (0.1, 0.2, 0.3, 0.4)} <= set(frontier.POINTS)
     config = frontier.point_config(base, "mimic-gs32-wide", "/tmp/x")
-    assert config.scheduler_options == {"guidance_scale": 32.0, "guidance_window_start": 0.79, "guidance_window_end": 0.11}
+    assert config.scheduler_options == {
+        "guidance_scale": 32.0,
+        "guidance_window_start": 0.79,
+        "guidance_window_end": 0.11,
+    }
     assert config.output_dir == os.path.join("/tmp/x", "mimic-gs32-wide") and config.votes == 5
     names = {a["name"] for a in base.attacks}
     assert {"feedback-cut-pgd-eot", "exact-pgd-eot", "bpda-eot", "square"} <= names
@@ -30,14 +35,33 @@ def test_points_cover_the_grid_and_build_valid_configs():
 def test_tiny_study_runs_and_reports(tmp_path):
     config = yaml.safe_load(open(os.path.join(ROOT, "configs", "mnist-frontier.yaml")))
     config.update(num_samples=2, batch_size=2, num_inference_steps=4, votes=3)
-    config["attacks"] = [{"name": "feedback-cut-pgd-eot", "params": {"steps": 1, "eot": 1, "tau": 0.5}},
-                         {"name": "bpda-eot", "params": {"steps": 1, "eot": 2, "relative_step_size": 5.0}}]
+    config["attacks"] = [
+        {"name": "feedback-cut-pgd-eot", "params": {"steps": 1, "eot": 1, "tau": 0.5}},
+        {"name": "bpda-eot", "params": {"steps": 1, "eot": 2, "relative_step_size": 5.0}},
+    ]
     path = tmp_path / "frontier.yaml"
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "frontier.py"), "--config", str(path), "--points",
-                    "mimic-gs4", "diffpure-t0.3", "--eps", "0.3", "--output-dir", str(tmp_path / "study")],
-                   check=True, capture_output=True, timeout=600, cwd=ROOT, env=env)
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "benchmarks", "frontier.py"),
+            "--config",
+            str(path),
+            "--points",
+            "mimic-gs4",
+            "diffpure-t0.3",
+            "--eps",
+            "0.3",
+            "--output-dir",
+            str(tmp_path / "study"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env,
+    )
     table = frontier_report.rows(frontier_report.point_summaries(str(tmp_path / "study"), str(path)))
     done = {(r["point"], r["eps"]) for r in table if r["complete"]}
     assert done == {("mimic-gs4", 0.3), ("diffpure-t0.3", 0.3)}  # eps 0.2 was not run: incomplete
@@ -47,20 +71,42 @@ def test_tiny_study_runs_and_reports(tmp_path):
         assert r["attacked"][1] == 4 and 0 <= r["attacked"][0] <= 4
     study = frontier_report.point_summaries(str(tmp_path / "study"), str(path))
     comps = frontier_report.comparisons(study, table)
-    assert [(c["eps"], c["a"], c["b"], c["best"], c["n"]) for c in comps] == [(0.3, "mimic-gs4", "diffpure-t0.3", True, 2)]
+    assert [(c["eps"], c["a"], c["b"], c["best"], c["n"]) for c in comps] == [
+        (0.3, "mimic-gs4", "diffpure-t0.3", True, 2)
+    ]
     text = frontier_report.markdown(table, comps, [])
     assert "| mimic-gs4 | guidance_scale=4.0 | 0.3 | 2 |" in text and "not run" in text
     assert all(f"| {r['attacked'][0]} / 4 |" in text for r in table if r["complete"])
     assert frontier_plot.plot(table)[:4] == b"\x89PNG"
     # a screen: the cascade's first attack only, on every image; listed with its upper bound, not as complete
-    subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "frontier.py"), "--config", str(path), "--points",
-                    "mimic-gs4", "--eps", "0.2", "--attacks", "feedback-cut-pgd-eot", "--output-dir", str(tmp_path / "study")],
-                   check=True, capture_output=True, timeout=600, cwd=ROOT, env=env)
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "benchmarks", "frontier.py"),
+            "--config",
+            str(path),
+            "--points",
+            "mimic-gs4",
+            "--eps",
+            "0.2",
+            "--attacks",
+            "feedback-cut-pgd-eot",
+            "--output-dir",
+            str(tmp_path / "study"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env,
+    )
     table = frontier_report.rows(frontier_report.point_summaries(str(tmp_path / "study"), str(path)))
     screened = [r for r in table if r.get("screen")]
     assert [(r["point"], r["eps"], r["complete"]) for r in screened] == [("mimic-gs4", 0.2, False)]
     assert screened[0]["screen"]["attacks"] == ["feedback-cut-pgd-eot"] and screened[0]["attacked"][1] == 2
-    assert "at most" in frontier_report.markdown(table, [], []) and "(screen: feedback-cut-pgd-eot only)" in frontier_report.markdown(table, [], [])
+    assert "at most" in frontier_report.markdown(
+        table, [], []
+    ) and "(screen: feedback-cut-pgd-eot only)" in frontier_report.markdown(table, [], [])
     assert frontier_plot.plot(table)[:4] == b"\x89PNG"
 
 
@@ -68,8 +114,11 @@ def test_committed_frontier_report_regenerates_byte_identically():
     """`python benchmarks/frontier_report.py --check`: the committed table, JSON and plot are what the
     committed stores give."""
     assert frontier_report.main.__module__ == "frontier_report"
-    stale = [path for path, content in frontier_report.build().items()
-             if open(os.path.join(ROOT, path), "rb" if isinstance(content, bytes) else "r").read() != content]
+    stale = [
+        path
+        for path, content in frontier_report.build().items()
+        if open(os.path.join(ROOT, path), "rb" if isinstance(content, bytes) else "r").read() != content
+    ]
     assert not stale, f"stale: {stale} (run python benchmarks/frontier_report.py)"
 
 
@@ -87,12 +136,23 @@ def test_a_perfect_point_can_beat_diffpure_once_the_images_disagree_enough(monke
 
     def row(point):
         acc = accuracy(list(samples[point].values()))
-        return {"point": point, "method": point.split("-")[0], "eps": 0.2, "complete": True,
-                "vote": {"clean": accuracy([True] * 64), "robust": acc}}
+        return {
+            "point": point,
+            "method": point.split("-")[0],
+            "eps": 0.2,
+            "complete": True,
+            "vote": {"clean": accuracy([True] * 64), "robust": acc},
+        }
 
     comps = frontier_report.comparisons({}, [row(p) for p in samples])
     best = next(c for c in comps if c["best"])
-    assert (best["a"], best["b"], best["verdict"], best["a_only"], best["b_only"]) == ("mimic-gs4", "diffpure-t0.2", "A better", 7, 0)
+    assert (best["a"], best["b"], best["verdict"], best["a_only"], best["b_only"]) == (
+        "mimic-gs4",
+        "diffpure-t0.2",
+        "A better",
+        7,
+        0,
+    )
     other = next(c for c in comps if not c["best"])
     assert other["verdict"] == "no difference found" and 0 < other["detectable"] < 0.2
     table = frontier_report.answer_table(comps, [])
@@ -105,20 +165,52 @@ def test_budget_flattened_needs_no_paired_difference_and_a_small_drop():
     lax = frontier_report.budget_verdict({"vote": [outcomes(59), outcomes(57)], "first": [outcomes(57), outcomes(52)]})
     assert lax["first"]["verdict"] == "no difference found" and lax["first"]["difference"] > 0.02
     assert not lax["flattened"]
-    flat = frontier_report.budget_verdict({"vote": [outcomes(50), outcomes(50)], "first": [outcomes(45), outcomes(46)]})
+    flat = frontier_report.budget_verdict(
+        {"vote": [outcomes(50), outcomes(50)], "first": [outcomes(45), outcomes(46)]}
+    )
     assert flat["flattened"]
-    significant = frontier_report.budget_verdict({"vote": [outcomes(60), outcomes(40)], "first": [outcomes(45), outcomes(45)]})
+    significant = frontier_report.budget_verdict(
+        {"vote": [outcomes(60), outcomes(40)], "first": [outcomes(45), outcomes(45)]}
+    )
     assert significant["vote"]["verdict"] == "A better" and not significant["flattened"]
     check = {"point": "mimic-gs4", "eps": 0.2, **lax}
     text = frontier_report.markdown([], [], [check])
     assert "| mimic-gs4 | 0.2 | first | 57/64 | 52/64 | +7.8 [" in text and text.count("| no |") == 2
 
 
-def test_plot_labels_of_close_points_are_stacked_on_distinct_lines():
-    """Points whose labels would overlap (close in both accuracies) get one line each; others stay beside."""
-    points = [(0.10, 1.0), (0.50, 1.0), (0.12, 1.0), (0.15, 1.0), (0.12, 0.9)]
-    offsets = frontier_plot.label_offsets(points)
-    assert offsets[1] == offsets[4] == (4, 4)  # alone: far in robust accuracy, or in clean accuracy
-    stacked = [offsets[i] for i in (0, 2, 3)]  # a chain within 0.06: one cluster, left to right
-    assert [dy for _, dy in stacked] == [-frontier_plot.LINE_PT * k for k in (1, 2, 3)]
-    assert frontier_plot.knob("mimic-gs4-up") == "gs4-up" and frontier_plot.knob("diffpure-t0.3") == "t0.3"
+def test_plot_puts_each_variant_in_its_own_series_against_its_knob():
+    """Robust accuracy against the knob: -up and -wide are series of their own, in knob order; screens are drawn
+    (as upper bounds), points not run are not."""
+    acc = {"accuracy": 0.5, "ci95": [0.4, 0.6]}
+    measured = {"vote": {"robust": acc, "clean": acc}, "first": {"robust": acc, "clean": acc}}
+
+    def row(point, method, knob, variant, complete=True, screen=False):
+        r = {
+            "point": point,
+            "method": method,
+            "knob": knob,
+            "variant": variant,
+            "eps": 0.3,
+            "complete": complete,
+            "n": 64 if complete or screen else 0,
+            "votes": 5,
+        }
+        return {**r, **measured} if complete else {**r, "screen": {"attacks": ["a"], **measured}} if screen else r
+
+    table = [
+        row("mimic-gs64", "mimic", 64.0, ""),
+        row("mimic-gs4", "mimic", 4.0, ""),
+        row("mimic-gs4-up", "mimic", 4.0, "up"),
+        row("mimic-gs8-up", "mimic", 8.0, "up", False, screen=True),
+        row("mimic-gs8-wide", "mimic", 8.0, "wide", complete=False),
+        row("diffpure-t0.2", "diffpure", 0.2, ""),
+    ]
+    mimic = frontier_plot.series(table, 0.3, "mimic")
+    assert {v: [r["point"] for r in rows] for v, rows in mimic.items()} == {
+        "": ["mimic-gs4", "mimic-gs64"],
+        "up": ["mimic-gs4-up", "mimic-gs8-up"],
+    }
+    assert frontier_plot.robust(mimic["up"][1]) == acc
+    assert set(frontier_plot.MIMIC_SERIES) == set(frontier.VARIANT_OPTIONS)
+    assert [r["point"] for r in frontier_plot.series(table, 0.3, "diffpure")[""]] == ["diffpure-t0.2"]
+    assert frontier_plot.plot(table)[:4] == b"\x89PNG" and frontier_plot.plot([])[:4] == b"\x89PNG"

@@ -1,15 +1,15 @@
 """The attack derivative through a chain with several guided steps, in float64 with the smooth surrogate:
 autograd equals finite differences, checkpointing changes no number, the feedback cut equals an
 independent few-line implementation, and plain autograd through MimicDiffusion is masked."""
+
 import pytest
 import torch
+from conftest import gen, tiny_pipeline
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mimic_diffusers.attacks import PurifyThenClassify, gradient_diagnostics
 from mimic_diffusers.attacks.chain import DifferentiableChain
 from mimic_diffusers.guidance import guidance_loss, make_abs
-
-from conftest import gen, tiny_pipeline
 
 STEPS, TAU = 10, 0.5  # 10 of 1000 steps: timesteps 499, 399, 299 fall in the window 50%..20% T
 
@@ -29,7 +29,9 @@ def guided_steps(pipe):
 
 
 def objective(pipe, x, w, feedback=True, checkpoint=True):
-    chain = DifferentiableChain(sign_surrogate="tanh", surrogate_tau=TAU, checkpoint_steps=checkpoint, guidance_feedback=feedback)
+    chain = DifferentiableChain(
+        sign_surrogate="tanh", surrogate_tau=TAU, checkpoint_steps=checkpoint, guidance_feedback=feedback
+    )
     out = pipe(x, num_inference_steps=STEPS, generator=gen(0), output_type="pt", chain=chain).images
     return (out * w).sum()
 
@@ -61,10 +63,19 @@ def reference_step(pipe, s, t, latents, y, noise):
     leaf = latents.detach().requires_grad_(True)
     x0_hat = s.step(pipe.unet(leaf, t).sample, t, leaf, eta=1.0, variance_noise=noise).pred_original_sample
     c = s.config
-    loss = guidance_loss(x0_hat, y, alpha_bar=s.alpha_bar(t), distance=c.distance, long_range=c.long_range,
-                         short_range=c.short_range, sr_factor=c.sr_factor, sr_direction=c.sr_direction,
-                         step_size_rule=c.step_size_rule, guidance_scale=s.effective_guidance_scale(),
-                         abs_fn=make_abs("tanh", TAU))
+    loss = guidance_loss(
+        x0_hat,
+        y,
+        alpha_bar=s.alpha_bar(t),
+        distance=c.distance,
+        long_range=c.long_range,
+        short_range=c.short_range,
+        sr_factor=c.sr_factor,
+        sr_direction=c.sr_direction,
+        step_size_rule=c.step_size_rule,
+        guidance_scale=s.effective_guidance_scale(),
+        abs_fn=make_abs("tanh", TAU),
+    )
     return prev - torch.autograd.grad(loss, leaf, create_graph=True)[0]
 
 

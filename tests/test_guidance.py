@@ -1,7 +1,7 @@
 """The guidance terms against hand-computed references on toy models."""
+
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mimic_diffusers import MimicDiffusionScheduler
 from mimic_diffusers.guidance import guidance_loss, l1_distance, l2_distance, make_abs, sr_operator, ste_sign
@@ -52,9 +52,14 @@ def test_window_bounds_and_step_size_rules():
     guided = [int(t) for t in s.timesteps if s.in_window(t)]
     assert guided == [t for t in range(999, -1, -10) if 200 <= t <= 500]
     d = torch.tensor([0.5, 2.0])
-    for rule, expected in [("dps", 0.7 / d), ("constant", 0.7 * torch.ones(2)), ("official", 0.7 * 0.25**0.5 * torch.ones(2)),
-                           ("paper", 0.7 / 0.25**2 * torch.ones(2))]:
+    for rule, expected in [
+        ("dps", 0.7 / d),
+        ("constant", 0.7 * torch.ones(2)),
+        ("official", 0.7 * 0.25**0.5 * torch.ones(2)),
+        ("paper", 0.7 / 0.25**2 * torch.ones(2)),
+    ]:
         from mimic_diffusers.guidance import step_size
+
         torch.testing.assert_close(step_size(rule, 0.7, 0.25, d), expected)
 
 

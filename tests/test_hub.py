@@ -6,6 +6,7 @@ and huggingface_hub is put in offline mode, so any request that slips past the f
 `upload_folder` checks its arguments against the real signature and copies the folder it is given:
 that copy is exactly the set of files the real client would have sent.
 """
+
 import inspect
 import json
 import os
@@ -15,6 +16,7 @@ import types
 import huggingface_hub
 import pytest
 import torch
+from conftest import gen, tiny_pipeline
 from diffusers import DDIMScheduler
 from huggingface_hub import ModelCard
 
@@ -22,18 +24,31 @@ from mimic_diffusers import MimicDiffusionPipeline, MimicDiffusionScheduler
 from mimic_diffusers.hub import MIMIC_OPTIONS, load_results, looks_like_repo_id, write_model_card
 from mimic_diffusers.safety import PICKLE_SUFFIXES
 
-from conftest import gen, tiny_pipeline
-
 PIPELINE_FILES = {
-    "README.md", "model_index.json", "scheduler/scheduler_config.json",
-    "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
-    "classifier/config.json", "classifier/diffusion_pytorch_model.safetensors",
+    "README.md",
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "classifier/config.json",
+    "classifier/diffusion_pytorch_model.safetensors",
 }
 RESULTS = [
-    {"metric": "robust_accuracy", "value": 0.6875, "attack": "BPDA+EOT Linf eps=0.3", "n": 64,
-     "command": "mimic-diffusers evaluate --attack bpda --eps 0.3 | tee log"},
-    {"metric": "clean_accuracy", "value": 0.9375, "attack": "none", "n": 64, "command": "mimic-diffusers evaluate",
-     "histogram": {"0": 30, "1": 34}},
+    {
+        "metric": "robust_accuracy",
+        "value": 0.6875,
+        "attack": "BPDA+EOT Linf eps=0.3",
+        "n": 64,
+        "command": "mimic-diffusers evaluate --attack bpda --eps 0.3 | tee log",
+    },
+    {
+        "metric": "clean_accuracy",
+        "value": 0.9375,
+        "attack": "none",
+        "n": 64,
+        "command": "mimic-diffusers evaluate",
+        "histogram": {"0": 30, "1": 34},
+    },
 ]
 
 
@@ -74,8 +89,11 @@ def hub(monkeypatch, tmp_path):
 
 
 def files(folder):
-    return {os.path.relpath(os.path.join(root, f), folder).replace(os.sep, "/")
-            for root, _, names in os.walk(folder) for f in names}
+    return {
+        os.path.relpath(os.path.join(root, f), folder).replace(os.sep, "/")
+        for root, _, names in os.walk(folder)
+        for f in names
+    }
 
 
 def option_rows(readme):
@@ -132,7 +150,7 @@ def test_from_pretrained_hub_id_goes_through_snapshot_download(pipe, hub, monkey
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
     loaded = MimicDiffusionPipeline.from_pretrained("user/tiny-mimic")
-    (repo_id, kwargs), = calls
+    ((repo_id, kwargs),) = calls
     assert repo_id == "user/tiny-mimic"
     assert not any(p.endswith(s) for p in kwargs["allow_patterns"] for s in PICKLE_SUFFIXES)
     assert isinstance(loaded.scheduler, MimicDiffusionScheduler)
@@ -197,8 +215,26 @@ def test_card_lists_every_mimic_option():
     assert set(MIMIC_OPTIONS) == ours - ddim
 
 
+def test_scheduler_docstring_describes_each_option_as_option_docs_does():
+    # help() and the API page read the docstring, pages and the card read OPTION_DOCS: they must agree
+    doc = " ".join(MimicDiffusionScheduler.__doc__.split())
+    differ = [k for k, v in MIMIC_OPTIONS.items() if f"{k} (" not in doc or " ".join(v.split()) not in doc]
+    assert not differ, f"the MimicDiffusionScheduler docstring does not say what OPTION_DOCS says for {differ}"
+
+
 def test_looks_like_repo_id(tmp_path):
     assert looks_like_repo_id("user/tiny-mimic") and looks_like_repo_id("tiny-mimic")
     (tmp_path / "file").write_text("x")
-    for path in (str(tmp_path), str(tmp_path / "file"), "./user/x", "../x", "/abs/x", "a/b/c", "a/", "", "x..y", "a b"):
+    for path in (
+        str(tmp_path),
+        str(tmp_path / "file"),
+        "./user/x",
+        "../x",
+        "/abs/x",
+        "a/b/c",
+        "a/",
+        "",
+        "x..y",
+        "a b",
+    ):
         assert not looks_like_repo_id(path), path

@@ -1,17 +1,25 @@
 """MimicDiffusionPipeline behaviour on tiny random UNets (seconds on CPU)."""
+
 import os
 
 import numpy as np
 import pytest
 import torch
+from conftest import gen, tiny_pipeline, tiny_unet
 from diffusers import DDIMScheduler, DDPMScheduler
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from mimic_diffusers import (DiffPurePipeline, GDMPPipeline, MimicDiffusionPipeline, MimicDiffusionScheduler,
-                             TimmClassifier)
+from mimic_diffusers import (
+    DiffPurePipeline,
+    GDMPPipeline,
+    MimicDiffusionPipeline,
+    MimicDiffusionScheduler,
+)
+from mimic_diffusers.defaults import shipped_pipeline_path
+from mimic_diffusers.scheduling_mimic import OPTION_DOCS
 
-from conftest import gen, tiny_pipeline, tiny_unet
+SHIPPED = shipped_pipeline_path()
 
 
 def purify(pipe, x, seed=0, steps=20, **kw):
@@ -96,7 +104,9 @@ def test_batch_independence(rule):
     a, b = torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16)
     both = pipe(torch.cat([a, b]), num_inference_steps=20, generator=[gen(1), gen(2)], output_type="pt").images
     alone = pipe(a, num_inference_steps=20, generator=[gen(1)], output_type="pt").images
-    other = pipe(torch.cat([a, torch.zeros_like(b)]), num_inference_steps=20, generator=[gen(1), gen(9)], output_type="pt").images
+    other = pipe(
+        torch.cat([a, torch.zeros_like(b)]), num_inference_steps=20, generator=[gen(1), gen(9)], output_type="pt"
+    ).images
     torch.testing.assert_close(both[:1], alone, atol=1e-5, rtol=0)
     torch.testing.assert_close(other[:1], alone, atol=1e-5, rtol=0)
 
@@ -105,7 +115,9 @@ def test_batch_independence(rule):
 @pytest.mark.parametrize("eta", [1.0, 0.0])
 def test_prediction_types_and_ddim_ddpm_steps(prediction_type, eta):
     x = torch.rand(1, 1, 16, 16)
-    on = purify(tiny_pipeline(prediction_type=prediction_type, eta=eta, step_size_rule="constant", guidance_scale=5.0), x)
+    on = purify(
+        tiny_pipeline(prediction_type=prediction_type, eta=eta, step_size_rule="constant", guidance_scale=5.0), x
+    )
     off = purify(tiny_pipeline(prediction_type=prediction_type, eta=eta, long_range=False, short_range=False), x)
     assert torch.isfinite(on).all() and not torch.equal(on, off)
 
@@ -117,17 +129,33 @@ def test_no_graph_survives_a_step(pipe):
         seen.append(tensors["latents"].requires_grad or tensors["latents"].grad_fn is not None)
         return {}
 
-    pipe(torch.rand(1, 1, 16, 16), num_inference_steps=20, output_type="pt", callback_on_step_end=check,
-         callback_on_step_end_tensor_inputs=["latents"])
+    pipe(
+        torch.rand(1, 1, 16, 16),
+        num_inference_steps=20,
+        output_type="pt",
+        callback_on_step_end=check,
+        callback_on_step_end_tensor_inputs=["latents"],
+    )
     assert len(seen) == 20 and not any(seen)
 
 
 def test_save_load_round_trip_restores_every_option(tmp_path):
-    pipe = tiny_pipeline(guidance_window_start=0.6, guidance_window_end=0.1, distance="l2", short_range=False,
-                         sr_direction="up", step_size_rule="dps", guidance_scale=0.3, eta=0.5)
+    pipe = tiny_pipeline(
+        guidance_window_start=0.6,
+        guidance_window_end=0.1,
+        distance="l2",
+        short_range=False,
+        sr_direction="up",
+        step_size_rule="dps",
+        guidance_scale=0.3,
+        eta=0.5,
+    )
     pipe.save_pretrained(tmp_path)
     names = {os.path.relpath(os.path.join(r, f), tmp_path) for r, _, fs in os.walk(tmp_path) for f in fs}
-    assert "unet/diffusion_pytorch_model.safetensors" in names and "classifier/diffusion_pytorch_model.safetensors" in names
+    assert (
+        "unet/diffusion_pytorch_model.safetensors" in names
+        and "classifier/diffusion_pytorch_model.safetensors" in names
+    )
     assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
     loaded = MimicDiffusionPipeline.from_pretrained(tmp_path)
     loaded.set_progress_bar_config(disable=True)
@@ -199,3 +227,67 @@ def test_channels_last_matches_on_the_smooth_path():
     plain = tiny_pipeline(long_range=False, short_range=False)
     fast = tiny_pipeline(long_range=False, short_range=False).enable_channels_last()
     torch.testing.assert_close(purify(fast, x, steps=50), purify(plain, x, steps=50), atol=1e-5, rtol=0)
+
+
+def recipe(scheduler) -> dict:
+    return {k: scheduler.config[k] for k in OPTION_DOCS}
+
+
+@pytest.mark.parametrize("cls, preset", [(DiffPurePipeline, "diffpure"), (GDMPPipeline, "gdmp")])
+def test_baselines_loaded_from_a_mimic_folder_run_their_own_recipe(tmp_path, cls, preset):
+    """A guided MimicDiffusion folder loaded as a baseline keeps only its beta schedule: the baseline purifies
+    exactly as the same pipeline switched to the baseline's preset."""
+    mimic = tiny_pipeline(guidance_scale=16.0, sr_direction="up", beta_end=0.03)
+    mimic.save_pretrained(tmp_path)
+    baseline = cls.from_pretrained(tmp_path)
+    baseline.set_progress_bar_config(disable=True)
+    assert type(baseline) is cls
+    assert recipe(baseline.scheduler) == recipe(MimicDiffusionScheduler.from_preset(preset))
+    assert baseline.scheduler.config.beta_end == 0.03  # the folder's beta schedule is kept
+    x = torch.rand(2, 1, 16, 16)
+    torch.testing.assert_close(purify(baseline, x), purify(mimic.with_scheduler_options(preset=preset), x))
+    # a folder already of the baseline's recipe keeps its knobs (t*)
+    deeper = baseline.with_scheduler_options(purification_start=0.2)
+    deeper.save_pretrained(tmp_path / "deeper")
+    assert cls.from_pretrained(tmp_path / "deeper").scheduler.config.purification_start == 0.2
+
+
+@pytest.mark.skipif(not os.path.isdir(SHIPPED), reason="needs the shipped pipeline folder")
+def test_the_shipped_folder_loaded_as_diffpure_runs_diffpure():
+    diffpure = DiffPurePipeline.from_pretrained(SHIPPED)
+    assert not diffpure.scheduler.is_guided and diffpure.scheduler.config.purification_start == 0.1
+    assert recipe(diffpure.scheduler) == recipe(MimicDiffusionScheduler.from_preset("diffpure"))
+
+
+def test_baselines_refuse_a_scheduler_outside_their_recipe():
+    with pytest.raises(ValueError, match=r"DiffPurePipeline runs the 'diffpure' recipe.*'long_range': True"):
+        DiffPurePipeline(unet=tiny_unet(), scheduler=MimicDiffusionScheduler())
+    diffpure = DiffPurePipeline(unet=tiny_unet(), scheduler=DDPMScheduler())
+    assert diffpure.with_scheduler_options(purification_start=0.2).scheduler.config.purification_start == 0.2
+    with pytest.raises(ValueError, match="short_range"):
+        diffpure.with_scheduler_options(short_range=True)
+    with pytest.raises(ValueError, match="GDMPPipeline runs the 'gdmp' recipe"):
+        GDMPPipeline(unet=tiny_unet(), scheduler=DDPMScheduler()).with_scheduler_options(preset="mimic")
+    diffpure.scheduler = MimicDiffusionScheduler()  # replaced behind the constructor's back: refused at call time
+    with pytest.raises(ValueError, match="DiffPurePipeline runs the 'diffpure' recipe"):
+        diffpure(torch.rand(1, 1, 16, 16), output_type="pt")
+
+
+def test_a_preset_resets_every_option_and_keeps_only_the_beta_schedule():
+    """`with_scheduler_options(preset=X, **overrides)`: the library defaults, then X, then the overrides, on the
+    pipeline's beta schedule; nothing of the pipeline's or an earlier preset's options is left over."""
+    pipe = tiny_pipeline(guidance_scale=16.0, guidance_window_start=0.6, beta_end=0.03)
+    paper = pipe.with_scheduler_options(preset="mimic-paper")
+    assert paper.scheduler.config.sr_direction == "up" and paper.scheduler.config.guidance_window_start == 0.5
+    mimic = paper.with_scheduler_options(preset="mimic")
+    library = MimicDiffusionScheduler.from_preset("mimic")
+    assert isinstance(library, MimicDiffusionScheduler)
+    assert recipe(mimic.scheduler) == recipe(library) == recipe(MimicDiffusionScheduler())
+    assert mimic.scheduler.config.sr_direction == "down" and mimic.scheduler.config.guidance_scale is None
+    assert mimic.scheduler.config.beta_end == 0.03
+    assert recipe(MimicDiffusionScheduler.from_preset("mimic", base_config=pipe.scheduler.config)) == recipe(library)
+    tuned = paper.with_scheduler_options(preset="gdmp", guidance_scale=0.1)
+    assert recipe(tuned.scheduler) == recipe(MimicDiffusionScheduler.from_preset("gdmp", guidance_scale=0.1))
+    # without a preset: the current options stay, only the overrides change
+    wide = paper.with_scheduler_options(guidance_window_start=0.79)
+    assert recipe(wide.scheduler) == {**recipe(paper.scheduler), "guidance_window_start": 0.79}

@@ -1,4 +1,5 @@
 """The shipped pipeline folder loads and the main job (`mimic-diffusers demo`) runs end to end."""
+
 import json
 import os
 import subprocess
@@ -8,10 +9,11 @@ import pytest
 import torch
 
 from mimic_diffusers import MimicDiffusionPipeline, MimicDiffusionScheduler, TimmClassifier
+from mimic_diffusers.defaults import shipped_pipeline_path
 from mimic_diffusers.hub import load_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIPPED = os.path.join(ROOT, "pipelines", "mnist-mimic")
+SHIPPED = shipped_pipeline_path()
 
 
 def test_shipped_folder_loads_with_all_components():
@@ -32,9 +34,26 @@ def test_shipped_folder_loads_with_all_components():
 
 def test_demo_tiny_run_prints_a_table_and_writes_the_grid(tmp_path):
     png = tmp_path / "demo.png"
-    result = subprocess.run([sys.executable, "-m", "mimic_diffusers.cli", "demo", "--num-images", "3",
-                             "--num-inference-steps", "4", "--pgd-steps", "2", "--output", str(png)],
-                            capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mimic_diffusers.cli",
+            "demo",
+            "--num-images",
+            "3",
+            "--num-inference-steps",
+            "4",
+            "--pgd-steps",
+            "2",
+            "--output",
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| 0.")]
     assert [r.split("|")[1].strip() for r in rows] == ["0.1", "0.3"]
@@ -49,18 +68,33 @@ def test_end_to_end_evaluation_of_the_shipped_pipeline(tmp_path):
     default at the paper's 100 steps, every attack family of configs/mnist-default.yaml plus the exact
     attack at small budgets, through the CLI. The paper's protocol sees a zero gradient and is flagged;
     the chain gradients are not zero; reports and the worst case follow the one metric definition."""
-    config = {"pipeline": SHIPPED, "output_dir": str(tmp_path / "store"), "num_samples": 4, "batch_size": 4,
-              "num_inference_steps": 100, "votes": 2, "examples": 2, "threats": [{"norm": "Linf", "eps": 0.3}],
-              "attacks": [{"name": "autoattack-standard", "params": {"n_iter": 1, "n_queries": 2, "n_target_classes": 1}},
-                          {"name": "pgd-classifier", "params": {"steps": 5}},
-                          {"name": "bpda-eot", "params": {"steps": 2}},
-                          {"name": "exact-pgd-eot", "params": {"steps": 1, "tau": 0.5, "loss": "margin"}},
-                          {"name": "feedback-cut-pgd-eot", "params": {"steps": 1, "tau": 0.5, "loss": "margin"}},
-                          {"name": "square", "params": {"n_queries": 3}}]}
+    config = {
+        "pipeline": SHIPPED,
+        "output_dir": str(tmp_path / "store"),
+        "num_samples": 4,
+        "batch_size": 4,
+        "num_inference_steps": 100,
+        "votes": 2,
+        "examples": 2,
+        "threats": [{"norm": "Linf", "eps": 0.3}],
+        "attacks": [
+            {"name": "autoattack-standard", "params": {"n_iter": 1, "n_queries": 2, "n_target_classes": 1}},
+            {"name": "pgd-classifier", "params": {"steps": 5}},
+            {"name": "bpda-eot", "params": {"steps": 2}},
+            {"name": "exact-pgd-eot", "params": {"steps": 1, "tau": 0.5, "loss": "margin"}},
+            {"name": "feedback-cut-pgd-eot", "params": {"steps": 1, "tau": 0.5, "loss": "margin"}},
+            {"name": "square", "params": {"n_queries": 3}},
+        ],
+    }
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
-    result = subprocess.run([sys.executable, "-m", "mimic_diffusers.cli", "evaluate", "--config", str(path)],
-                            capture_output=True, text=True, timeout=1800, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        [sys.executable, "-m", "mimic_diffusers.cli", "evaluate", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "store" / "summary.json").read_text())
     t = summary["threats"]["Linf-0.3"]
@@ -69,7 +103,11 @@ def test_end_to_end_evaluation_of_the_shipped_pipeline(tmp_path):
     assert any("autoattack-standard: 100% of samples had an exactly zero input gradient" in w for w in t["warnings"])
     for name in ("bpda-eot", "exact-pgd-eot", "feedback-cut-pgd-eot"):
         assert t["attacks"][name]["zero_grad_fraction"] == 0.0, name
-    for rule, worst in (("accuracy", "worst_case"), ("vote", "worst_case_vote"), ("all_votes", "worst_case_all_votes")):
+    for rule, worst in (
+        ("accuracy", "worst_case"),
+        ("vote", "worst_case_vote"),
+        ("all_votes", "worst_case_all_votes"),
+    ):
         per_attack = [a[rule] if rule == "accuracy" else a[rule]["accuracy"] for a in t["attacks"].values()]
         assert t[worst]["accuracy"] <= min(per_attack)
     assert (tmp_path / "store" / "examples_Linf-0.3_feedback-cut-pgd-eot.png").exists()
@@ -79,8 +117,12 @@ def test_end_to_end_evaluation_of_the_shipped_pipeline(tmp_path):
 def test_committed_reports_are_what_the_committed_stores_give():
     """Every committed results.md / summary.json is what `benchmarks/regenerate_reports.py` renders from the
     committed stores today: a changed metric definition or attack name without regenerating fails here."""
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "regenerate_reports.py"), "--check"],
-                         cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "regenerate_reports.py"), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
 
 
@@ -89,7 +131,9 @@ def test_model_card_results_are_the_stored_report():
     summary of the default's store: same attacks, same values, nothing superseded left over."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("record_results", os.path.join(ROOT, "benchmarks", "record_results.py"))
+    spec = importlib.util.spec_from_file_location(
+        "record_results", os.path.join(ROOT, "benchmarks", "record_results.py")
+    )
     record_results = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(record_results)
     summary = json.load(open(os.path.join(ROOT, "benchmarks", "results", "eval-mnist-default", "summary.json")))

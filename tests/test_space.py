@@ -3,6 +3,7 @@
 One tiny pipeline folder and one app instance serve the whole module (importing gradio and building
 the MNIST split take most of the time).
 """
+
 import importlib.util
 import os
 import socket
@@ -10,9 +11,8 @@ import sys
 
 import pytest
 import torch
-from PIL import Image
-
 from conftest import gen, tiny_pipeline
+from PIL import Image
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
@@ -137,16 +137,28 @@ def free_port():
 def test_browser_purification(pipe, tmp_path):
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} not installed (run .ci/install-browser)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright not installed (pip install playwright)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="python playwright not installed (pip install playwright)"
+    )
     demo = app.build_demo(pipe)
     port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                        ssr_mode=False)
+    demo.queue().launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
+    )
     try:
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM,
+                headless=True,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
             page.locator("#index input").fill("7")
@@ -161,8 +173,9 @@ def test_browser_purification(pipe, tmp_path):
             x, truth = app.mnist_digit(pipe, 7)
             assert f"MNIST test digit #7, true label {truth}" in text and "Attack: PGD" in text
             # the page shows what the app's function computes for the same choices (seed 0, default options)
-            expected = app.purify_and_classify(pipe, x, truth, app.PGD, 0.3, 5, 0, **{
-                k: pipe.scheduler.config[k] for k in app.GUIDANCE_KEYS}).probabilities
+            expected = app.purify_and_classify(
+                pipe, x, truth, app.PGD, 0.3, 5, 0, **{k: pipe.scheduler.config[k] for k in app.GUIDANCE_KEYS}
+            ).probabilities
             for name in ("clean", "adversarial", "purified"):
                 assert page.locator(f"#{name}-image img").get_attribute("src")
                 lines = page.locator(f"#{name}-label").inner_text().split("\n")

@@ -1,10 +1,10 @@
 """Opt-in speed-ups against the plain path: one UNet forward and one backward per guided step,
 torch.compile (equal to 1e-5), mixed-precision autocast (bounded difference, never the default)."""
+
 import pytest
 import torch
-from diffusers import DDIMScheduler
-
 from conftest import gen, tiny_pipeline
+from diffusers import DDIMScheduler
 
 
 def purify(pipe, x, steps=20, seed=0):
@@ -67,7 +67,7 @@ def test_autocast_rejects_bad_dtype():
 
 
 def test_benchmark_reports_every_mode_as_a_ratio_to_the_unguided_floor(tmp_path):
-    from mimic_diffusers.benchmark import MODES, markdown, run_benchmark
+    from mimic_diffusers.profiling import MODES, markdown, run_benchmark
 
     tiny_pipeline().save_pretrained(tmp_path)
     result = run_benchmark(str(tmp_path), "cpu", batches=(2,), steps=20, repeats=1, memory_steps=(), gradient_steps=())

@@ -9,13 +9,17 @@ import os
 
 import pytest
 import torch
-
 from conftest import tiny_pipeline
+
 from mimic_diffusers.cli import main as cli
 from mimic_diffusers.evaluation import EvalConfig, read_records, run_evaluation, score_votes
 from mimic_diffusers.evaluation.runner import evaluate_unit
-from mimic_diffusers.evaluation.statistics import (compare_paired, detectable_difference, mcnemar_exact_p,
-                                                   paired_difference_ci)
+from mimic_diffusers.evaluation.statistics import (
+    compare_paired,
+    detectable_difference,
+    mcnemar_exact_p,
+    paired_difference_ci,
+)
 
 
 def test_mcnemar_exact_p_is_the_two_sided_binomial_tail():
@@ -72,10 +76,20 @@ def tiny_dir(tmp_path_factory):
 
 
 def config(pipeline, output_dir, **kw):
-    raw = dict(pipeline=pipeline, output_dir=str(output_dir), num_samples=3, batch_size=3, num_inference_steps=3,
-               votes=3, threats=[{"norm": "Linf", "eps": 0.3}], examples=0,
-               attacks=[{"name": "bpda-eot", "label": "bpda-a", "params": {"steps": 1, "eot": 2}},
-                        {"name": "bpda-eot", "label": "bpda-b", "params": {"steps": 1, "eot": 2}}])
+    raw = dict(
+        pipeline=pipeline,
+        output_dir=str(output_dir),
+        num_samples=3,
+        batch_size=3,
+        num_inference_steps=3,
+        votes=3,
+        threats=[{"norm": "Linf", "eps": 0.3}],
+        examples=0,
+        attacks=[
+            {"name": "bpda-eot", "label": "bpda-a", "params": {"steps": 1, "eot": 2}},
+            {"name": "bpda-eot", "label": "bpda-b", "params": {"steps": 1, "eot": 2}},
+        ],
+    )
     raw.update(kw)
     return EvalConfig(**raw).validate()
 
@@ -107,7 +121,9 @@ def test_a_sample_attacked_alone_or_in_a_batch_gives_the_same_record(tiny_dir, t
     cfg = config(tiny_dir, tmp_path, attacks=[{"name": name, "params": params}])
     threat = {"norm": "Linf", "eps": 0.3}
     scored, predict = [], PurifyThenClassify.predict  # the adversarial inputs the evaluation scores
-    monkeypatch.setattr(PurifyThenClassify, "predict", lambda self, xs, votes=1: scored.append(xs) or predict(self, xs, votes))
+    monkeypatch.setattr(
+        PurifyThenClassify, "predict", lambda self, xs, votes=1: scored.append(xs) or predict(self, xs, votes)
+    )
     batch = evaluate_unit(pipe, cfg, 0, x, y, [0, 1, 2], threat)["attacks"][name]
     # sample 1 alone, as a cascade that left only it standing
     alone = evaluate_unit(pipe, cfg, 0, x, y, [0, 1, 2], threat, targets=[False, True, False])["attacks"][name]
@@ -118,8 +134,11 @@ def test_a_sample_attacked_alone_or_in_a_batch_gives_the_same_record(tiny_dir, t
 
 
 def store_bytes(output_dir):
-    return {f: hashlib.sha256(open(os.path.join(output_dir, f), "rb").read()).hexdigest()
-            for f in sorted(os.listdir(output_dir)) if f.endswith((".jsonl", "store.json"))}
+    return {
+        f: hashlib.sha256(open(os.path.join(output_dir, f), "rb").read()).hexdigest()
+        for f in sorted(os.listdir(output_dir))
+        if f.endswith((".jsonl", "store.json"))
+    }
 
 
 def test_report_only_leaves_the_store_unchanged_even_with_a_torn_line(tiny_dir, tmp_path):
@@ -144,9 +163,12 @@ def test_a_store_refuses_a_config_made_with_other_settings(tiny_dir, tmp_path):
     run_evaluation(config(tiny_dir, out, attacks=attacks, num_samples=2, batch_size=1))
     header = json.loads((out / "store.json").read_text())
     assert header["votes"] == 3 and len(header["pipeline_fingerprint"]) == 64
-    for change, option in [(dict(votes=5), "votes"), (dict(seed=1), "seed"),
-                           (dict(scheduler_options={"guidance_scale": 8.0}), "scheduler_options"),
-                           (dict(num_inference_steps=4), "num_inference_steps")]:
+    for change, option in [
+        (dict(votes=5), "votes"),
+        (dict(seed=1), "seed"),
+        (dict(scheduler_options={"guidance_scale": 8.0}), "scheduler_options"),
+        (dict(num_inference_steps=4), "num_inference_steps"),
+    ]:
         with pytest.raises(ValueError, match=f"{option}: store"):
             run_evaluation(config(tiny_dir, out, attacks=attacks, num_samples=3, batch_size=1, **change))
     other = tmp_path / "other-pipe"

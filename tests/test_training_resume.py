@@ -6,6 +6,7 @@ bit-identical weights and write the same train_log.jsonl records (same steps, lo
 The kill is sent within one poll interval of the first log line past a checkpoint, with most of the run still
 ahead (about a second of training); the test checks that the process really died mid-run.
 """
+
 import json
 import os
 import signal
@@ -16,7 +17,6 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file
-
 from test_data_training import TINY_UNET
 
 TINY_CLASSIFIER = {"model_kwargs": {"channels": [4, 8, 8, 8]}}
@@ -28,9 +28,26 @@ COMMANDS = [("train-unet", "unet", TINY_UNET), ("train-classifier", "classifier"
 
 
 def argv(command, model, output_dir):
-    return [sys.executable, "-m", "mimic_diffusers.cli", command, "--output-dir", str(output_dir),
-            "--max-steps", str(MAX_STEPS), "--batch-size", str(BATCH_SIZE), "--warmup-steps", str(WARMUP_STEPS),
-            "--checkpoint-every", str(CHECKPOINT_EVERY), "--log-every", str(LOG_EVERY), "--model", json.dumps(model)]
+    return [
+        sys.executable,
+        "-m",
+        "mimic_diffusers.cli",
+        command,
+        "--output-dir",
+        str(output_dir),
+        "--max-steps",
+        str(MAX_STEPS),
+        "--batch-size",
+        str(BATCH_SIZE),
+        "--warmup-steps",
+        str(WARMUP_STEPS),
+        "--checkpoint-every",
+        str(CHECKPOINT_EVERY),
+        "--log-every",
+        str(LOG_EVERY),
+        "--model",
+        json.dumps(model),
+    ]
 
 
 @pytest.fixture
@@ -40,8 +57,9 @@ def start():
 
     def run(command, model, output_dir):
         with open(f"{output_dir}.out", "w") as log:
-            started.append(subprocess.Popen(argv(command, model, output_dir), env=ENV, stdout=log,
-                                            stderr=subprocess.STDOUT))
+            started.append(
+                subprocess.Popen(argv(command, model, output_dir), env=ENV, stdout=log, stderr=subprocess.STDOUT)
+            )
         return started[-1]
 
     yield run

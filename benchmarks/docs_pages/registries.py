@@ -1,4 +1,5 @@
 """Pages generated from the library's registries: attacks, presets and scheduler options."""
+
 from __future__ import annotations
 
 from .common import header
@@ -13,7 +14,9 @@ def attacks() -> str:
         e = ATTACKS[name]
         adaptive = "gradient-free" if e.gradient_free else ("yes" if e.adaptive else "no (an upper bound)")
         options = ", ".join(f"`{o}`" for o in DEFENSE_OPTIONS[e.gradient])
-        text += f"| `{name}` | {e.gradient} | {adaptive} | {e.summary} | {options} |\n"
+        # a gradient-free attack runs the defense without gradients: its entry's gradient only picks the defense
+        gradient = "none (scores only)" if e.gradient_free else e.gradient
+        text += f"| `{name}` | {gradient} | {adaptive} | {e.summary} | {options} |\n"
     return text
 
 
@@ -31,10 +34,11 @@ def options() -> str:
     import inspect
 
     from mimic_diffusers import MimicDiffusionScheduler
+    from mimic_diffusers.scheduling_mimic import OPTION_DOCS
 
     defaults = inspect.signature(MimicDiffusionScheduler.__init__).parameters
-    text = header("the `MimicDiffusionScheduler` docstring (`MimicDiffusionScheduler.option_docs()`)")
+    text = header("`OPTION_DOCS` in `mimic_diffusers/scheduling_mimic.py`")
     text += "| option | library default | what it does |\n|---|---|---|\n"
-    for name, doc in MimicDiffusionScheduler.option_docs().items():
+    for name, doc in OPTION_DOCS.items():
         text += f"| `{name}` | `{defaults[name].default!r}` | {doc} |\n"
     return text

@@ -1,28 +1,42 @@
 """Pages of the studies and benchmarks stored as JSON in `benchmarks/results/`, and of the trained default."""
+
 from __future__ import annotations
 
 import glob
 import json
 import os
 
-from .common import RESULTS, ROOT, header, load, loose, machine_line, pct, rel, run_block
+from .common import RESULTS, ROOT, header, load, loose, machine_line, pct, rel, run_block, steps_label, steps_text
 
 
 def fewest_steps() -> str:
     d, text, meta = loose("fewest-steps.json")
     a = d["args"]
-    text += run_block(meta, extra=[
-        f"- **N**: standard accuracy on the first {a['standard_images']} test images; robust accuracy on the first "
-        f"{a['bpda_images']} under BPDA+EOT ({a['bpda_steps']} iterations, EOT {a['bpda_eot']}, l_inf eps {a['eps']:g}), "
-        f"attacking the purifier with that T; same images and seeds at every T",
-        f"- **Timing**: {d['timing']}"]) + "\n"
-    text += ("| T | standard acc [95% CI] | vs T=100 (points) | BPDA+EOT acc, eps 0.3 [95% CI] | vs T=100 (points) "
-             "| s / 64 images | speed-up |\n|---|---|---|---|---|---|---|\n")
+    text += (
+        run_block(
+            meta,
+            extra=[
+                f"- **N**: standard accuracy on the first {a['standard_images']} test images; robust accuracy on the first "
+                f"{a['bpda_images']} under BPDA+EOT ({a['bpda_steps']} iterations, EOT {a['bpda_eot']}, l_inf eps {a['eps']:g}), "
+                f"attacking the purifier with that S; one purification per image; same images and seeds at every S",
+                f"- **Timing**: {d['timing']}",
+            ],
+        )
+        + "\n"
+    )
+    text += (
+        f"| S | standard acc, one purification, n = {a['standard_images']} [95% CI] | vs S = 100 (points) "
+        f"| BPDA+EOT acc, eps {a['eps']:g}, one purification, n = {a['bpda_images']} [95% CI] "
+        "| vs S = 100 (points) "
+        "| s / 64 images | speed-up |\n|---|---|---|---|---|---|---|\n"
+    )
     for r in d["rows"]:
-        text += (f"| {r['num_inference_steps']} | {r['standard_accuracy']:.1%} [{r['standard_ci95'][0]:.1%}, "
-                 f"{r['standard_ci95'][1]:.1%}] | {r['standard_delta_points']:+.1f} | {r['bpda_accuracy']:.1%} "
-                 f"[{r['bpda_ci95'][0]:.1%}, {r['bpda_ci95'][1]:.1%}] | {r['bpda_delta_points']:+.1f} | "
-                 f"{r['seconds_per_batch']:.2f} | {r['speedup_vs_max_steps']:.2f}x |\n")
+        text += (
+            f"| {r['num_inference_steps']} | {r['standard_accuracy']:.1%} [{r['standard_ci95'][0]:.1%}, "
+            f"{r['standard_ci95'][1]:.1%}] | {r['standard_delta_points']:+.1f} | {r['bpda_accuracy']:.1%} "
+            f"[{r['bpda_ci95'][0]:.1%}, {r['bpda_ci95'][1]:.1%}] | {r['bpda_delta_points']:+.1f} | "
+            f"{r['seconds_per_batch']:.2f} | {r['speedup_vs_max_steps']:.2f}x |\n"
+        )
     return text
 
 
@@ -35,17 +49,19 @@ def bench() -> str:
         text += f"| {mode} | {batch} | {r['seconds']:.2f} | {r['images_per_s']:.2f} | {r['ratio_to_unguided']:.2f} |\n"
     text += "\n| purification memory | peak MB above baseline | seconds |\n|---|---|---|\n"
     for key, r in d["memory"].items():
-        text += f"| {key} | {r['peak_mb_above_baseline']:.0f} | {r['seconds']:.1f} |\n"
+        text += f"| {steps_label(key)} | {r['peak_mb_above_baseline']:.0f} | {r['seconds']:.1f} |\n"
     text += "\n| one exact gradient through the chain | peak MB above baseline | seconds |\n|---|---|---|\n"
     for key, r in d["exact_gradient"].items():
-        text += f"| {key} | {r['peak_mb_above_baseline']:.0f} | {r['seconds']:.1f} |\n"
+        text += f"| {steps_label(key)} | {r['peak_mb_above_baseline']:.0f} | {r['seconds']:.1f} |\n"
     ratios = [r["ratio_to_unguided"] for key, r in d["timing"].items() if key.startswith("mimic/")]
     mem = d["memory"]
-    text += (f"\nMimicDiffusion against the unguided floor (same scheduler, same steps): {min(ratios):.2f}x to "
-             f"{max(ratios):.2f}x.")
+    text += (
+        f"\nMimicDiffusion against the unguided floor (same scheduler, same steps): {min(ratios):.2f}x to "
+        f"{max(ratios):.2f}x."
+    )
     if "mimic/T10" in mem and "mimic/T100" in mem:
-        text += (f" Peak purification memory at T=100 is {mem['mimic/T100']['peak_mb_above_baseline'] / mem['mimic/T10']['peak_mb_above_baseline']:.2f}x "
-                 "that at T=10.")
+        ratio = mem["mimic/T100"]["peak_mb_above_baseline"] / mem["mimic/T10"]["peak_mb_above_baseline"]
+        text += f" Peak purification memory at S = 100 is {ratio:.2f}x that at S = 10."
     return text + "\n"
 
 
@@ -54,8 +70,10 @@ def bench_speedups() -> str:
     text += run_block(meta, extra=[machine_line(d)]) + "\n"
     modes = ["mimic", "mimic+channels_last", "mimic+compile", "mimic+autocast"]
     batches = sorted({int(k.rsplit("/b", 1)[1]) for k in d["timing"]})
-    text += ("Seconds per purification:\n\n| batch | unguided | mimic (plain) | +channels_last | +compile | +autocast bf16 |\n"
-             "|---|---|---|---|---|---|\n")
+    text += (
+        "Seconds per purification:\n\n| batch | unguided | mimic (plain) | +channels_last | +compile | +autocast bf16 |\n"
+        "|---|---|---|---|---|---|\n"
+    )
     for b in batches:
         cells = [d["timing"].get(f"{mode}/b{b}") for mode in ["unguided"] + modes]
         text += f"| {b} | " + " | ".join("-" if c is None else f"{c['seconds']:.2f}" for c in cells) + " |\n"
@@ -66,10 +84,21 @@ def calibration() -> str:
     paths = sorted(glob.glob(os.path.join(RESULTS, "calibration-t20-*.json")))
     text = header(*(f"`{rel(p)}`" for p in paths), "`benchmarks/results/calibration-t20.run.json`")
     first = load(paths[0])
-    text += run_block(os.path.join(RESULTS, "calibration-t20.run.json"), extra=[
-        f"- **N**: the first {first['num_images']} test images; T = {first['steps']} steps; l_inf eps 0.3; the BPDA column "
-        f"is a short {first['bpda_steps']}-iteration BPDA used only to rank candidates"]) + "\n"
-    text += "| options (on top of the library defaults) | standard | non-adaptive PGD eps=0.3 | BPDA eps=0.3 | s |\n|---|---|---|---|---|\n"
+    text += (
+        run_block(
+            os.path.join(RESULTS, "calibration-t20.run.json"),
+            extra=[
+                f"- **N**: the first {first['num_images']} test images; S = {first['steps']} inference steps; l_inf eps 0.3; "
+                f"the BPDA column is a short {first['bpda_steps']}-iteration BPDA used only to rank candidates"
+            ],
+        )
+        + "\n"
+    )
+    text += (
+        f"Every accuracy: one purification per image, n = {first['num_images']}.\n\n"
+        "| options (on top of the library defaults) | standard | non-adaptive PGD eps=0.3 | BPDA eps=0.3 | s |\n"
+        "|---|---|---|---|---|\n"
+    )
     for p in paths:
         for r in load(p)["rows"]:
             opts = ", ".join(f"{k}={v}" for k, v in r["options"].items()) or "none (guidance_scale=1, the paper's R_t)"
@@ -85,9 +114,11 @@ def study_name(attack: str, params: dict) -> str:
 
 def attack_study() -> str:
     d, text, meta = loose("exact-attack-study-t100.json")
-    text += run_block(meta) + "\n" + d["what"] + "\n\n"
-    text += ("| images | attack (current name) | chain steps | tau | loss | iterations | EOT | robust acc (mean of 2) | "
-             "robust in both | mean abs grad | attack s |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+    text += run_block(meta) + "\n" + steps_text(d["what"]) + "\n\n"
+    text += (
+        "| images | attack (current name) | chain steps | tau | loss | iterations | EOT | robust acc (mean of 2) | "
+        "robust in both | mean abs grad | attack s |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
     for block in ("screening_16_images", "confirm_32_images"):
         b = d[block]
         for r in b["rows"]:
@@ -95,9 +126,11 @@ def attack_study() -> str:
             name = study_name(r["attack"], p)
             chain = p.get("gradient_steps", 100)
             tau = p.get("tau", "-") if name != "bpda-eot" else "-"
-            text += (f"| {b['num_images']} | `{name}` | {chain} | {tau} | {p.get('loss', 'ce')} | {p.get('steps')} | "
-                     f"{p.get('eot', 1)} | {pct(r['robust_accuracy'])} | {pct(r['robust_every_purification'])} | "
-                     f"{r['grad_l1_mean']:.3g} | {r['seconds']:.0f} |\n")
+            text += (
+                f"| {b['num_images']} | `{name}` | {chain} | {tau} | {p.get('loss', 'ce')} | {p.get('steps')} | "
+                f"{p.get('eot', 1)} | {pct(r['robust_accuracy'])} | {pct(r['robust_every_purification'])} | "
+                f"{r['grad_l1_mean']:.3g} | {r['seconds']:.0f} |\n"
+            )
     earlier = d["confirm_32_images"].get("earlier_rows_same_images")
     if earlier:
         text += f"\nRecorded in another file, on the same 32 images: {earlier}.\n"
@@ -106,39 +139,63 @@ def attack_study() -> str:
 
 def gradient_diagnostics() -> str:
     d, text, meta = loose("exact-gradient-diagnostics.json")
-    text += run_block(meta, extra=[
-        f"- **N**: {d['num_images']} test images; margin drop after one signed step of {d['step']:g}, mean of "
-        f"{d['purifications']} purifications with the same noise before and after"]) + "\n"
+    text += (
+        run_block(
+            meta,
+            extra=[
+                f"- **N**: {d['num_images']} test images; margin drop after one signed step of {d['step']:g}, mean of "
+                f"{d['purifications']} purifications with the same noise before and after"
+            ],
+        )
+        + "\n"
+    )
     text += "| gradient | mean L1 | draw cosine | cosine with BPDA | margin drop |\n|---|---|---|---|---|\n"
     for r in d["rows"]:
         setting = r["setting"].replace("no feedback", "feedback cut")
         if r["options"].get("gradient") == "exact" and r["options"].get("guidance_feedback", True):
             setting += ", feedback kept"
-        text += (f"| {setting} | {r['grad_l1_mean']:.3g} | {r['draw_cosine']:.2f} | {r['bpda_cosine']:.2f} | "
-                 f"{r['margin_drop']:.2f} |\n")
+        text += (
+            f"| {setting} | {r['grad_l1_mean']:.3g} | {r['draw_cosine']:.2f} | {r['bpda_cosine']:.2f} | "
+            f"{r['margin_drop']:.2f} |\n"
+        )
     return text
 
 
 def l2_tuning() -> str:
-    paths = [os.path.join(RESULTS, "attack-tuning-l2-long-window.json"), os.path.join(RESULTS, "attack-tuning-l2-long-window-budget.json")]
+    paths = [
+        os.path.join(RESULTS, "attack-tuning-l2-long-window.json"),
+        os.path.join(RESULTS, "attack-tuning-l2-long-window-budget.json"),
+    ]
     text = header(*(f"`{rel(p)}`" for p in paths), "`benchmarks/results/attack-tuning-l2-long-window.run.json`")
     first = load(paths[0])
-    text += run_block(paths[0][:-5] + ".run.json", extra=[
-        f"- **N**: {first['num_images']} test images, l_inf eps {first['eps']:g}, T = {first['steps']}, scheduler options "
-        f"`{json.dumps(first['scheduler_options'])}` (the l2-long-window row); each attacked set scored on 2 purifications"]) + "\n"
-    text += ("| attack | loss | iterations | EOT | chain steps | robust acc (mean of 2) | robust in both | mean abs grad | attack s |\n"
-             "|---|---|---|---|---|---|---|---|---|\n")
+    text += (
+        run_block(
+            paths[0][:-5] + ".run.json",
+            extra=[
+                f"- **N**: {first['num_images']} test images, l_inf eps {first['eps']:g}, S = {first['steps']}, scheduler "
+                "options "
+                f"`{json.dumps(first['scheduler_options'])}` (the l2-long-window row); each attacked set scored on 2 purifications"
+            ],
+        )
+        + "\n"
+    )
+    text += (
+        "| attack | loss | iterations | EOT | chain steps | robust acc (mean of 2) | robust in both | mean abs grad | attack s |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+    )
     for p in paths:
         for r in load(p)["rows"]:
             q = r["params"]
-            text += (f"| `{study_name(r['attack'], q)}` | {q.get('loss', 'ce')} | {q['steps']} | {q.get('eot', 1)} | "
-                     f"{q.get('gradient_steps', 100)} | {pct(r['robust_accuracy'])} | {pct(r['robust_every_purification'])} | "
-                     f"{r['grad_l1_mean']:.3g} | {r['seconds']:.0f} |\n")
+            text += (
+                f"| `{study_name(r['attack'], q)}` | {q.get('loss', 'ce')} | {q['steps']} | {q.get('eot', 1)} | "
+                f"{q.get('gradient_steps', 100)} | {pct(r['robust_accuracy'])} | {pct(r['robust_every_purification'])} | "
+                f"{r['grad_l1_mean']:.3g} | {r['seconds']:.0f} |\n"
+            )
     return text
 
 
 def training() -> str:
-    path = os.path.join(ROOT, "pipelines", "mnist-mimic", "results.json")
+    path = os.path.join(ROOT, "mimic_diffusers", "pipelines", "mnist-mimic", "results.json")
     d = load(path)
     text = header(f"`{rel(path)}`")
     by = {r["metric"]: r for r in d["results"]}
@@ -150,9 +207,15 @@ def training() -> str:
     text += f"| classifier clean accuracy | {pct(clf['value'])} | >= 98% | {clf['n']} |\n"
     text += f"| unguided UNet samples: classifier mean max-softmax | {samples['value']:.3f} | confident labels | {samples['n']} |\n"
     text += f"| their label histogram (0..9) | {hist} | every digit present | {samples['n']} |\n"
-    text += (f"| MimicDiffusion purified standard accuracy (T=100) | {pct(purified['value'])} | within 3 points of the "
-             f"classifier | {purified['n']} |\n")
+    text += (
+        f"| MimicDiffusion purified standard accuracy (S = 100, one purification) | {pct(purified['value'])} "
+        f"| within 3 points of the classifier | {purified['n']} |\n"
+    )
     text += f"\nMeasured by `{clf['command']}`. Training commands as run:\n\n"
     for part, command in d["training"].items():
-        text += f"- {part}: `{command.split(' (', 1)[0]}` ({command.split(' (', 1)[1]}\n" if " (" in command else f"- {part}: `{command}`\n"
+        text += (
+            f"- {part}: `{command.split(' (', 1)[0]}` ({command.split(' (', 1)[1]}\n"
+            if " (" in command
+            else f"- {part}: `{command}`\n"
+        )
     return text

@@ -1,10 +1,12 @@
 """Gradio Space: attack an MNIST digit (or your own image), purify it with MimicDiffusion, classify it.
 
-The pipeline folder comes from the env var MIMIC_PIPELINE (default `pipelines/mnist-mimic`, looked up
-next to this file, then in the repository root; a Hub repo id works too). Everything runs offline.
+The pipeline folder comes from the env var MIMIC_PIPELINE (default: the shipped `mnist-mimic`, installed
+with the package; a folder is looked up as given, next to this file, then in the repository root; a Hub
+repo id works too). Everything runs offline.
 The logic lives in plain functions (`run_attack`, `purify_and_classify`, ...; image input and output in
 `space_io.py` next to this file) so it is tested without a browser; `build_demo` only wires them to the UI.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,25 +27,35 @@ except ImportError:  # run from a repository checkout without installing the pac
 if SPACE_DIR not in sys.path:  # for space_io.py next to this file, also when this file is loaded by its path
     sys.path.append(SPACE_DIR)
 
+from space_io import DIGIT, UPLOAD, UPSCALE, load_upload, to_pil, trajectory_strip  # noqa: E402,F401
+
 from mimic_diffusers import MimicDiffusionPipeline  # noqa: E402
 from mimic_diffusers.data import load_image_dataset, to_tensors  # noqa: E402
+from mimic_diffusers.defaults import DEFAULT_PIPELINE_NAME, SHIPPED_PIPELINES, shipped_pipeline_path  # noqa: E402
 from mimic_diffusers.guidance import DISTANCES, STEP_SIZE_RULES  # noqa: E402
 from mimic_diffusers.hub import looks_like_repo_id  # noqa: E402
 from mimic_diffusers.image_io import unet_image_shape  # noqa: E402
-from space_io import DIGIT, UPLOAD, UPSCALE, load_upload, to_pil, trajectory_strip  # noqa: E402,F401
 
 try:
     from mimic_diffusers.attacks import bpda_attack, create_attack
+
     BPDA_NOTE = None
 except Exception as error:  # the attack module is optional for the demo: hide the choice, say why
     bpda_attack = create_attack = None
     BPDA_NOTE = f"BPDA is unavailable here: `mimic_diffusers.attacks` could not be imported ({error})."
 
-DEFAULT_PIPELINE = os.path.join("pipelines", "mnist-mimic")
+DEFAULT_PIPELINE = DEFAULT_PIPELINE_NAME
 NO_ATTACK, PGD, BPDA = "none", "PGD on the classifier", "BPDA+EOT on purifier + classifier"
 ATTACK_STEPS = 10
-GUIDANCE_KEYS = ("guidance_window_start", "guidance_window_end", "distance", "long_range", "short_range",
-                 "step_size_rule", "guidance_scale")
+GUIDANCE_KEYS = (
+    "guidance_window_start",
+    "guidance_window_end",
+    "distance",
+    "long_range",
+    "short_range",
+    "step_size_rule",
+    "guidance_scale",
+)
 
 
 def available_attacks() -> List[str]:
@@ -51,15 +63,19 @@ def available_attacks() -> List[str]:
 
 
 def resolve_pipeline_path(path: Optional[str] = None) -> str:
-    """MIMIC_PIPELINE / `path`: absolute or existing as given, else next to this app, else in the repo root;
-    anything else is passed on as a Hub repo id."""
+    """MIMIC_PIPELINE / `path`: absolute or existing as given, else next to this app, else in the repo root,
+    else a shipped pipeline's name (`mnist-mimic`); anything else is passed on as a Hub repo id."""
     path = path or os.environ.get("MIMIC_PIPELINE", DEFAULT_PIPELINE)
     for candidate in (path, os.path.join(SPACE_DIR, path), os.path.join(REPO_ROOT, path)):
         if os.path.isdir(candidate):
             return candidate
+    if path in SHIPPED_PIPELINES:
+        return shipped_pipeline_path(path)
     if not looks_like_repo_id(path):
-        raise FileNotFoundError(f"pipeline folder {path!r} not found (next to app.py or in the repository root); "
-                                "set MIMIC_PIPELINE to a pipeline folder or a Hub repo id")
+        raise FileNotFoundError(
+            f"pipeline folder {path!r} not found (next to app.py or in the repository root); "
+            "set MIMIC_PIPELINE to a pipeline folder or a Hub repo id"
+        )
     return path
 
 
@@ -108,8 +124,16 @@ def run_attack(pipe, x, label: int, attack: str, eps: float, num_inference_steps
     if attack == PGD and create_attack is not None:
         return create_attack("pgd-classifier", pipe, eps=eps, seed=seed, steps=ATTACK_STEPS)(x, labels).detach()
     if attack == BPDA and bpda_attack is not None:
-        return bpda_attack(pipe, x, labels, eps, steps=ATTACK_STEPS, eot=1, num_inference_steps=num_inference_steps,
-                           generator=torch.Generator().manual_seed(seed)).detach()
+        return bpda_attack(
+            pipe,
+            x,
+            labels,
+            eps,
+            steps=ATTACK_STEPS,
+            eot=1,
+            num_inference_steps=num_inference_steps,
+            generator=torch.Generator().manual_seed(seed),
+        ).detach()
     raise gr.Error(f"attack must be one of {available_attacks()}, got {attack!r}")
 
 
@@ -128,8 +152,16 @@ class Outcome:
     trajectory: List[Tuple[int, torch.Tensor]]  # (t, x0_hat in [0, 1]) for each guided step
 
 
-def purify_and_classify(pipe, x, label: int, attack: str = NO_ATTACK, eps: float = 0.3, num_inference_steps: int = 100,
-                        seed: int = 0, **guidance) -> Outcome:
+def purify_and_classify(
+    pipe,
+    x,
+    label: int,
+    attack: str = NO_ATTACK,
+    eps: float = 0.3,
+    num_inference_steps: int = 100,
+    seed: int = 0,
+    **guidance,
+) -> Outcome:
     """Attack `x`, purify the result with the guidance options given, classify all three images."""
     purifier = guided_pipeline(pipe, **guidance)
     x_adv = run_attack(purifier, x, label, attack, eps, num_inference_steps, seed)
@@ -140,11 +172,18 @@ def purify_and_classify(pipe, x, label: int, attack: str = NO_ATTACK, eps: float
             trajectory.append((int(t), ((tensors["x0_hat"] + 1) / 2).clamp(0, 1).cpu()))
         return {}
 
-    purified = purifier(x_adv, num_inference_steps=num_inference_steps, generator=torch.Generator().manual_seed(seed),
-                        output_type="pt", callback_on_step_end=keep_x0_hat,
-                        callback_on_step_end_tensor_inputs=["x0_hat"]).images
-    probs = {name: probabilities(pipe, image) for name, image in
-             (("clean", x), ("adversarial", x_adv), ("purified", purified))}
+    purified = purifier(
+        x_adv,
+        num_inference_steps=num_inference_steps,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="pt",
+        callback_on_step_end=keep_x0_hat,
+        callback_on_step_end_tensor_inputs=["x0_hat"],
+    ).images
+    probs = {
+        name: probabilities(pipe, image)
+        for name, image in (("clean", x), ("adversarial", x_adv), ("purified", purified))
+    }
     return Outcome(x, x_adv, purified, probs, trajectory)
 
 
@@ -168,8 +207,23 @@ def build_demo(pipe: Optional[MimicDiffusionPipeline] = None, default_steps: int
     config, n_test = pipe.scheduler.config, len(mnist_test_split())
     size, channels = image_size(pipe), pipe.unet.config.in_channels
 
-    def on_purify(source, index, upload, attack, eps, steps, window_start, window_end, distance, long_range,
-                  short_range, step_size_rule, guidance_scale, seed, progress=gr.Progress(track_tqdm=True)):
+    def on_purify(
+        source,
+        index,
+        upload,
+        attack,
+        eps,
+        steps,
+        window_start,
+        window_end,
+        distance,
+        long_range,
+        short_range,
+        step_size_rule,
+        guidance_scale,
+        seed,
+        progress=gr.Progress(track_tqdm=True),
+    ):
         progress(0, desc="loading the image")
         if source == UPLOAD:
             x, note = load_upload(upload, size, channels)
@@ -179,42 +233,76 @@ def build_demo(pipe: Optional[MimicDiffusionPipeline] = None, default_steps: int
         else:
             x, label = mnist_digit(pipe, index)
             note = f"MNIST test digit #{int(index)}, true label {label}."
-        guidance = dict(zip(GUIDANCE_KEYS, (window_start, window_end, distance, long_range, short_range,
-                                            step_size_rule, guidance_scale)))
+        guidance = dict(
+            zip(
+                GUIDANCE_KEYS,
+                (window_start, window_end, distance, long_range, short_range, step_size_rule, guidance_scale),
+            )
+        )
         progress(0.05, desc=f"attack: {attack}")
         outcome = purify_and_classify(pipe, x, label, attack, float(eps), int(steps), int(seed or 0), **guidance)
         p = outcome.probabilities
-        return (to_pil(outcome.clean), p["clean"], to_pil(outcome.adversarial), p["adversarial"],
-                to_pil(outcome.purified), p["purified"], trajectory_strip(outcome.trajectory),
-                describe(outcome, note, attack, float(eps), int(steps)))
+        return (
+            to_pil(outcome.clean),
+            p["clean"],
+            to_pil(outcome.adversarial),
+            p["adversarial"],
+            to_pil(outcome.purified),
+            p["purified"],
+            trajectory_strip(outcome.trajectory),
+            describe(outcome, note, attack, float(eps), int(steps)),
+        )
 
     with gr.Blocks(title="MimicDiffusion adversarial purification") as demo:
-        gr.Markdown("# MimicDiffusion adversarial purification\nPick a test digit or upload an image, attack it, "
-                    "and watch the guided reverse diffusion recover it. MNIST digits are white on black.")
+        gr.Markdown(
+            "# MimicDiffusion adversarial purification\nPick a test digit or upload an image, attack it, "
+            "and watch the guided reverse diffusion recover it. MNIST digits are white on black."
+        )
         with gr.Row():
             with gr.Column(scale=1):
                 source = gr.Radio([DIGIT, UPLOAD], value=DIGIT, label="Input", elem_id="source")
-                index = gr.Number(0, precision=0, minimum=0, maximum=n_test - 1, label=f"Test digit (0..{n_test - 1})",
-                                  elem_id="index")
-                upload = gr.File(label=f"Upload an image (up to 2 MB; converted to {size}x{size} grayscale)",
-                                 file_types=["image"], type="filepath", elem_id="upload")
+                index = gr.Number(
+                    0,
+                    precision=0,
+                    minimum=0,
+                    maximum=n_test - 1,
+                    label=f"Test digit (0..{n_test - 1})",
+                    elem_id="index",
+                )
+                upload = gr.File(
+                    label=f"Upload an image (up to 2 MB; converted to {size}x{size} grayscale)",
+                    file_types=["image"],
+                    type="filepath",
+                    elem_id="upload",
+                )
                 attack = gr.Radio(available_attacks(), value=NO_ATTACK, label="Attack", elem_id="attack")
                 if BPDA_NOTE:
                     gr.Markdown(BPDA_NOTE)
                 eps = gr.Slider(0, 0.5, value=0.3, step=0.01, label="eps (L-inf)", elem_id="eps")
-                steps = gr.Slider(1, config.num_train_timesteps, value=default_steps, step=1,
-                                  label="Inference steps", elem_id="steps")
+                steps = gr.Slider(
+                    1,
+                    config.num_train_timesteps,
+                    value=default_steps,
+                    step=1,
+                    label="Inference steps",
+                    elem_id="steps",
+                )
                 with gr.Accordion("Guidance options", open=False):
-                    window_start = gr.Slider(0.01, 1, value=config.guidance_window_start, step=0.01,
-                                             label="Window start (fraction of T)")
-                    window_end = gr.Slider(0, 0.99, value=config.guidance_window_end, step=0.01,
-                                           label="Window end (fraction of T)")
+                    window_start = gr.Slider(
+                        0.01, 1, value=config.guidance_window_start, step=0.01, label="Window start (fraction of T)"
+                    )
+                    window_end = gr.Slider(
+                        0, 0.99, value=config.guidance_window_end, step=0.01, label="Window end (fraction of T)"
+                    )
                     distance = gr.Radio(sorted(DISTANCES), value=config.distance, label="Distance")
                     long_range = gr.Checkbox(config.long_range, label="Long-range guidance")
                     short_range = gr.Checkbox(config.short_range, label="Short-range guidance")
-                    step_size_rule = gr.Dropdown(sorted(STEP_SIZE_RULES), value=config.step_size_rule,
-                                                 label="Step size rule")
-                    guidance_scale = gr.Number(config.guidance_scale, label="Guidance scale (empty: the rule's default)")
+                    step_size_rule = gr.Dropdown(
+                        sorted(STEP_SIZE_RULES), value=config.step_size_rule, label="Step size rule"
+                    )
+                    guidance_scale = gr.Number(
+                        config.guidance_scale, label="Guidance scale (empty: the rule's default)"
+                    )
                     seed = gr.Number(0, precision=0, label="Seed")
                 button = gr.Button("Attack and purify", variant="primary", elem_id="purify")
             with gr.Column(scale=2):
@@ -222,16 +310,48 @@ def build_demo(pipe: Optional[MimicDiffusionPipeline] = None, default_steps: int
                     outputs = []
                     for name in ("clean", "adversarial", "purified"):
                         with gr.Column(min_width=160):
-                            outputs.append(gr.Image(label=name.capitalize(), type="pil", format="png",
-                                                    interactive=False, elem_id=f"{name}-image"))
-                            outputs.append(gr.Label(num_top_classes=3, label=f"{name.capitalize()} prediction",
-                                                    elem_id=f"{name}-label"))
-                strip = gr.Image(label="x0_hat across the guidance window", type="pil", format="png",
-                                 interactive=False, elem_id="trajectory")
+                            outputs.append(
+                                gr.Image(
+                                    label=name.capitalize(),
+                                    type="pil",
+                                    format="png",
+                                    interactive=False,
+                                    elem_id=f"{name}-image",
+                                )
+                            )
+                            outputs.append(
+                                gr.Label(
+                                    num_top_classes=3, label=f"{name.capitalize()} prediction", elem_id=f"{name}-label"
+                                )
+                            )
+                strip = gr.Image(
+                    label="x0_hat across the guidance window",
+                    type="pil",
+                    format="png",
+                    interactive=False,
+                    elem_id="trajectory",
+                )
                 info = gr.Markdown(elem_id="info")
-        button.click(on_purify, [source, index, upload, attack, eps, steps, window_start, window_end, distance,
-                                 long_range, short_range, step_size_rule, guidance_scale, seed],
-                     outputs + [strip, info])
+        button.click(
+            on_purify,
+            [
+                source,
+                index,
+                upload,
+                attack,
+                eps,
+                steps,
+                window_start,
+                window_end,
+                distance,
+                long_range,
+                short_range,
+                step_size_rule,
+                guidance_scale,
+                seed,
+            ],
+            outputs + [strip, info],
+        )
     return demo
 
 

@@ -1,11 +1,12 @@
 """Render the Space's screenshot (`examples/space/screenshot.png`) from the real app with the shipped
 trained pipeline, driven in headless Chromium (Debian's `chromium`, see `.ci/install-browser`):
 
-    python examples/space/screenshot.py [--pipeline pipelines/mnist-mimic] [--output examples/space/screenshot.png]
+    python examples/space/screenshot.py [--pipeline mnist-mimic] [--output examples/space/screenshot.png]
 
 It purifies MNIST test digit #7 under the BPDA+EOT attack at the default eps and steps, exactly as a
 visitor would, and saves the full page once the purified prediction is shown.
 """
+
 import argparse
 import os
 import socket
@@ -36,12 +37,23 @@ def main(argv=None) -> int:
 
     demo = app.build_demo(app.load_pipeline(args.pipeline))
     port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    demo.queue().launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
+    )
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM,
+                headless=True,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
             page.locator("#index input").fill(str(args.digit))

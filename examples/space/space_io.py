@@ -1,4 +1,5 @@
 """The Space's images in and out: checked uploads in; upscaled PIL images and the x0_hat strip out."""
+
 from __future__ import annotations
 
 from typing import Optional, Tuple

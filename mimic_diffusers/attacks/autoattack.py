@@ -3,7 +3,14 @@
 'standard' with gradient='autograd' is the paper's protocol; 'rand' is APGD-CE/DLR with EOT for
 randomized defenses. Budgets (iterations, restarts, EOT, queries) are parameters because on CPU the
 published budgets are out of reach for a 100-step purifier; the evaluation records the values used.
+
+Both versions judge success on ONE stochastic forward (`run_standard_evaluation`): a sample that one
+purification misclassifies is never attacked, and a sub-attack's output is kept only if one check draw
+misclassifies it (else the clean input comes back); 'rand' averages only its gradients over EOT draws. So
+against a randomized defense they are weak: the registry marks them (`AttackEntry.single_draw`) and they
+are never named the strongest attack.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,8 +21,19 @@ from .rng import private_global_rng
 
 
 class AutoAttackAdapter:
-    def __init__(self, model, eps: float, norm: str = "Linf", version: str = "standard", n_iter: int = 100,
-                 eot: int = 20, n_queries: int = 5000, n_target_classes: int = 9, seed: int = 0, batch_size: int = 256):
+    def __init__(
+        self,
+        model,
+        eps: float,
+        norm: str = "Linf",
+        version: str = "standard",
+        n_iter: int = 100,
+        eot: int = 20,
+        n_queries: int = 5000,
+        n_target_classes: int = 9,
+        seed: int = 0,
+        batch_size: int = 256,
+    ):
         from pyautoattack import AutoAttack
 
         if version not in ("standard", "rand"):

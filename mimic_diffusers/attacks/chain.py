@@ -5,6 +5,7 @@ that requires grad to the purified output. Every step is the pipeline's own `den
 purification runs), kept with its graph: second order through the guidance, a surrogate derivative for
 sign(.) if asked, optional per-step gradient checkpointing, and optionally the feedback cut.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -67,8 +68,13 @@ class DifferentiableChain:
         >>> (grad,) = torch.autograd.grad(loss_fn(purified), x)
     """
 
-    def __init__(self, sign_surrogate: Optional[str] = None, surrogate_tau: float = 0.05,
-                 checkpoint_steps: bool = False, guidance_feedback: bool = True):
+    def __init__(
+        self,
+        sign_surrogate: Optional[str] = None,
+        surrogate_tau: float = 0.05,
+        checkpoint_steps: bool = False,
+        guidance_feedback: bool = True,
+    ):
         self.abs_fn = make_abs(sign_surrogate, surrogate_tau)
         self.checkpoint_steps, self.guidance_feedback = checkpoint_steps, guidance_feedback
 
@@ -94,10 +100,19 @@ class DifferentiableChain:
         # Feedback cut: g's value comes from this step's own UNet call, as in purification, but enters as
         # a constant (no dg/dx_t); its dg/dy is added by `_ReferencePath`.
         cut = graph and in_window and not self.guidance_feedback
-        out = pipe.denoise_step(latents, reference.detach() if cut else reference, t, variance_noise,
-                                reference_noise, graph=graph, guidance_graph=not cut, abs_fn=self.abs_fn)
+        out = pipe.denoise_step(
+            latents,
+            reference.detach() if cut else reference,
+            t,
+            variance_noise,
+            reference_noise,
+            graph=graph,
+            guidance_graph=not cut,
+            abs_fn=self.abs_fn,
+        )
         if not cut:
             return out
         path = _reference_path(pipe, latents, reference, t, variance_noise, reference_noise, self.abs_fn)
-        return MimicSchedulerOutput(prev_sample=out.prev_sample + path, pred_original_sample=out.pred_original_sample,
-                                    guidance=out.guidance)
+        return MimicSchedulerOutput(
+            prev_sample=out.prev_sample + path, pred_original_sample=out.pred_original_sample, guidance=out.guidance
+        )

@@ -3,6 +3,7 @@
 Written here rather than taken from torchattacks, whose pin of requests~=2.25.1 downgraded users'
 requests/urllib3 to vulnerable releases. Untargeted, fixed constant c (no binary search over c).
 """
+
 from __future__ import annotations
 
 import torch
@@ -11,8 +12,16 @@ from .pgd_eot import margin
 
 
 class CWL2:
-    def __init__(self, model, eps: float = None, norm: str = "L2", c: float = 1.0, kappa: float = 0.0,
-                 steps: int = 50, lr: float = 0.01):
+    def __init__(
+        self,
+        model,
+        eps: float = None,
+        norm: str = "L2",
+        c: float = 1.0,
+        kappa: float = 0.0,
+        steps: int = 50,
+        lr: float = 0.01,
+    ):
         if norm != "L2":
             raise ValueError("cw-l2 is an l_2 attack: use norm='L2'")
         self.model, self.eps, self.c, self.kappa, self.steps, self.lr = model, eps, c, kappa, steps, lr

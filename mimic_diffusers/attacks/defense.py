@@ -18,6 +18,7 @@ comes from the module's own generator, so it depends on the batch; `forward_draw
 what the evaluation does), every sample has its own streams, keyed by (its seed, purpose, draw): a sample's
 result then depends neither on the batch size nor on which other samples share its batch.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,9 +57,16 @@ class PurifyThenClassify(torch.nn.Module):
         self.generator = torch.Generator(device=pipe.device)
         self.reseed(seed)
         # how an autograd/exact/feedback-cut forward runs each step (bpda and classifier need no chain)
-        self.chain = (DifferentiableChain(checkpoint_steps=checkpoint_steps) if gradient == "autograd" else
-                      DifferentiableChain(sign_surrogate=sign_surrogate, surrogate_tau=tau, checkpoint_steps=checkpoint_steps,
-                                          guidance_feedback=gradient == "exact"))
+        self.chain = (
+            DifferentiableChain(checkpoint_steps=checkpoint_steps)
+            if gradient == "autograd"
+            else DifferentiableChain(
+                sign_surrogate=sign_surrogate,
+                surrogate_tau=tau,
+                checkpoint_steps=checkpoint_steps,
+                guidance_feedback=gradient == "exact",
+            )
+        )
 
     def reseed(self, seed: Union[int, Sequence[int]]) -> None:
         """One integer: a shared stream. A sequence: one seed per sample of the batches to come (per-sample streams)."""
@@ -74,16 +82,27 @@ class PurifyThenClassify(torch.nn.Module):
         if self.sample_seeds is None:
             return None
         if batch != len(self.sample_seeds):
-            raise ValueError(f"this defense was seeded for {len(self.sample_seeds)} samples (one seed each) but got a "
-                             f"batch of {batch}: attack the seeded samples together, or reseed it")
-        return [torch.Generator(device=self.pipe.device).manual_seed(stream_seed(s, purpose, d))
-                for d in draws for s in self.sample_seeds]
+            raise ValueError(
+                f"this defense was seeded for {len(self.sample_seeds)} samples (one seed each) but got a "
+                f"batch of {batch}: attack the seeded samples together, or reseed it"
+            )
+        return [
+            torch.Generator(device=self.pipe.device).manual_seed(stream_seed(s, purpose, d))
+            for d in draws
+            for s in self.sample_seeds
+        ]
 
-    def purify(self, x: torch.Tensor, chain: Optional[DifferentiableChain] = None, steps: Optional[int] = None,
-               generator=None) -> torch.Tensor:
+    def purify(
+        self, x: torch.Tensor, chain: Optional[DifferentiableChain] = None, steps: Optional[int] = None, generator=None
+    ) -> torch.Tensor:
         """Purified images (B, C, H, W); with `chain`, differentiable w.r.t. `x` (`pipe(..., chain=chain)`)."""
-        return self.pipe(x, num_inference_steps=steps or self.num_inference_steps, generator=generator or self.generator,
-                         output_type="pt", chain=chain).images
+        return self.pipe(
+            x,
+            num_inference_steps=steps or self.num_inference_steps,
+            generator=generator or self.generator,
+            output_type="pt",
+            chain=chain,
+        ).images
 
     def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         if generator is None and self.sample_seeds is not None:
@@ -114,8 +133,11 @@ class PurifyThenClassify(torch.nn.Module):
         per_sample = self.sample_generators("attack-draw", draws, batch)
         if per_sample is not None:
             return per_sample
-        return [torch.Generator(device=self.pipe.device).manual_seed(stream_seed(self.seed, d, i))
-                for d in draws for i in range(batch)]
+        return [
+            torch.Generator(device=self.pipe.device).manual_seed(stream_seed(self.seed, d, i))
+            for d in draws
+            for i in range(batch)
+        ]
 
     def max_draws_per_forward(self, x: torch.Tensor, limit: int, memory_fraction: float = 0.5) -> int:
         """The most EOT draws of batch `x` one chain can hold within `memory_fraction` of the free memory
@@ -123,8 +145,12 @@ class PurifyThenClassify(torch.nn.Module):
         if self.gradient in ("classifier", "bpda"):
             return limit  # no graph through the purifier: memory is one purification step per image
         steps = self.num_inference_steps if self.gradient == "autograd" else self.gradient_steps
-        per_draw = (unet_activation_bytes_per_sample(self.unet, x.shape[-2], x.shape[-1]) * len(x)
-                    * self.chain.graph_steps(steps) * SAFETY_FACTOR)
+        per_draw = (
+            unet_activation_bytes_per_sample(self.unet, x.shape[-2], x.shape[-1])
+            * len(x)
+            * self.chain.graph_steps(steps)
+            * SAFETY_FACTOR
+        )
         return int(max(1, min(limit, available_bytes(x.device) * memory_fraction // max(per_draw, 1))))
 
     @torch.no_grad()

@@ -4,13 +4,13 @@ Written here rather than taken from torchattacks because the evaluation needs, f
 defense: gradient averaging over EOT samples for both norms, the per-sample best (lowest-margin)
 iterate rather than the last one, and the gradient diagnostics of every iteration.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 from .defense import stream_seed
-
 
 NORMS = ("Linf", "L2")
 
@@ -53,9 +53,20 @@ LOSSES = {
 
 
 class PGDEOT:
-    def __init__(self, model, eps: float, norm: str = "Linf", steps: int = 20, step_size: float = None,
-                 eot: int = 1, random_start: bool = True, seed: int = 0, loss: str = "ce",
-                 relative_step_size: float = 2.5, eot_batch=None):
+    def __init__(
+        self,
+        model,
+        eps: float,
+        norm: str = "Linf",
+        steps: int = 20,
+        step_size: float = None,
+        eot: int = 1,
+        random_start: bool = True,
+        seed: int = 0,
+        loss: str = "ce",
+        relative_step_size: float = 2.5,
+        eot_batch=None,
+    ):
         check_threat(norm, eps)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
@@ -82,8 +93,13 @@ class PGDEOT:
         (eot_batch None), or `per_call` at a time through `forward_draws` (a stream per draw and image;
         always so for a defense seeded per sample)."""
         batched = self.eot_batch is not None or getattr(self.model, "sample_seeds", None) is not None
-        per_call = (1 if self.eot_batch is None else self.model.max_draws_per_forward(x, self.eot)
-                    if self.eot_batch == "auto" else min(self.eot_batch, self.eot))
+        per_call = (
+            1
+            if self.eot_batch is None
+            else self.model.max_draws_per_forward(x, self.eot)
+            if self.eot_batch == "auto"
+            else min(self.eot_batch, self.eot)
+        )
         grad, score = torch.zeros_like(x), torch.zeros(len(x), device=x.device)
         for first in range(0, self.eot, per_call):
             draws = range(self.draws + first, self.draws + min(first + per_call, self.eot))

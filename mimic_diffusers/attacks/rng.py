@@ -1,4 +1,5 @@
 """Keep library attacks that (re)seed torch's global RNG from leaking that state to the caller."""
+
 from __future__ import annotations
 
 import torch

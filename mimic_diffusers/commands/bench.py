@@ -1,10 +1,11 @@
 """`bench`: speed (ratios in one run) and peak memory of purification and of one exact gradient."""
+
 import json
 import os
 
 
 def add_arguments(p, name):
-    p.add_argument("--pipeline", help="pipeline folder (default: the shipped pipelines/mnist-mimic)")
+    p.add_argument("--pipeline", help="pipeline folder, Hub id or shipped name (default: the shipped mnist-mimic)")
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 64])
     p.add_argument("--steps", type=int, default=100)
@@ -25,17 +26,33 @@ def _cuda():
 
 
 def run(args):
-    from ..benchmark import markdown, run_benchmark
     from ..defaults import resolve_pipeline
+    from ..profiling import markdown, run_benchmark
     from ..reports import atomic_write
 
-    if min(args.batch_sizes) < 1 or args.steps < 1 or args.repeats < 1 or min(args.memory_batch, args.gradient_batch) < 1:
+    if (
+        min(args.batch_sizes) < 1
+        or args.steps < 1
+        or args.repeats < 1
+        or min(args.memory_batch, args.gradient_batch) < 1
+    ):
         raise ValueError("--batch-sizes, --steps, --repeats, --memory-batch and --gradient-batch must be >= 1")
-    cases = (dict(memory_steps=(), gradient_steps=()) if args.skip_memory else
-             dict(memory_steps=tuple(args.memory_steps), gradient_steps=tuple(args.gradient_steps)))
-    result = run_benchmark(resolve_pipeline(args.pipeline), args.device, tuple(args.batch_sizes), args.steps,
-                           args.repeats, gradient_batch=args.gradient_batch, speedups=args.speedups,
-                           memory_batch=args.memory_batch, **cases)
+    cases = (
+        dict(memory_steps=(), gradient_steps=())
+        if args.skip_memory
+        else dict(memory_steps=tuple(args.memory_steps), gradient_steps=tuple(args.gradient_steps))
+    )
+    result = run_benchmark(
+        resolve_pipeline(args.pipeline),
+        args.device,
+        tuple(args.batch_sizes),
+        args.steps,
+        args.repeats,
+        gradient_batch=args.gradient_batch,
+        speedups=args.speedups,
+        memory_batch=args.memory_batch,
+        **cases,
+    )
     os.makedirs(args.output_dir, exist_ok=True)
     tag = ("cuda" if args.device.startswith("cuda") else "cpu") + ("-speedups" if args.speedups else "")
     atomic_write(os.path.join(args.output_dir, f"bench-{tag}.json"), json.dumps(result, indent=1))

@@ -4,20 +4,31 @@ Prints, per eps: clean accuracy, adversarial accuracy without defense, accuracy 
 writes a PNG grid (clean | adversarial | purified, predicted labels). For honest robustness numbers
 (attacks that see the defense) run `mimic-diffusers evaluate`.
 """
+
 import os
 import time
 
 import torch
 
-NOT_ADAPTIVE = ("NOTE: this attack is NOT adaptive: PGD sees only the bare classifier, never the purifier. "
-                "These numbers are an upper bound, not robustness. Honest numbers (BPDA+EOT, gradients "
-                "through the whole guided chain, Square): `mimic-diffusers evaluate --config configs/mnist-default.yaml`.")
+from .options import add_device_argument, add_pipeline_argument, device_from
+
+NOT_ADAPTIVE = (
+    "NOTE: this attack is NOT adaptive: PGD sees only the bare classifier, never the purifier. "
+    "These numbers are an upper bound, not robustness. Honest numbers (BPDA+EOT, gradients "
+    "through the whole guided chain, Square): "
+    "`mimic-diffusers evaluate --config configs/mnist-default.yaml` (configs/ comes with the repository)."
+)
 
 
 def add_arguments(p, name):
-    p.add_argument("--pipeline", help="pipeline folder or Hub id (default: the shipped pipelines/mnist-mimic)")
-    p.add_argument("--num-images", type=int, default=16, help="test images to attack (default 16: ~2 min on 2 CPU cores)")
-    p.add_argument("--eps", type=float, nargs="+", default=[0.1, 0.3], help="l_inf budgets (MNIST standard: 0.1 and 0.3)")
+    add_pipeline_argument(p)
+    add_device_argument(p)
+    p.add_argument(
+        "--num-images", type=int, default=16, help="test images to attack (default 16: ~2 min on 2 CPU cores)"
+    )
+    p.add_argument(
+        "--eps", type=float, nargs="+", default=[0.1, 0.3], help="l_inf budgets (MNIST standard: 0.1 and 0.3)"
+    )
     p.add_argument("--pgd-steps", type=int, default=40)
     p.add_argument("--num-inference-steps", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
@@ -37,8 +48,9 @@ def run(args):
         raise ValueError(f"--eps values must be >= 0, got {args.eps}")
     if not args.output.endswith(".png"):
         raise ValueError(f"--output must be a .png path, got {args.output!r}")
+    device = device_from(args)
     start = time.time()
-    pipe = load_default_pipeline(args.pipeline)
+    pipe = load_default_pipeline(args.pipeline, device=device)
     pipe.set_progress_bar_config(disable=True)
     test = load_image_dataset("mnist5k", split="test")
     if args.num_images > len(test):
@@ -55,7 +67,7 @@ def run(args):
         return pipe(images, num_inference_steps=args.num_inference_steps, generator=gens, output_type="pt").images
 
     purified_clean = purify(x)
-    rows = [f"| eps | clean acc | adversarial acc (no defense) | acc after purification |", "|---|---|---|---|"]
+    rows = ["| eps | clean acc | adversarial acc (no defense) | acc after purification |", "|---|---|---|---|"]
     grids = []
     for eps in args.eps:
         attack = create_attack("pgd-classifier", pipe, eps=eps, steps=args.pgd_steps, seed=args.seed)
@@ -63,8 +75,10 @@ def run(args):
         purified = purify(x_adv)
         rows.append(f"| {eps:g} | {accuracy(x):.1%} | {accuracy(x_adv):.1%} | {accuracy(purified):.1%} |")
         grids.append((eps, x_adv, purified))
-    print(f"MimicDiffusion demo on {args.num_images} MNIST test images "
-          f"({args.num_inference_steps} steps; purified clean accuracy {accuracy(purified_clean):.1%})")
+    print(
+        f"MimicDiffusion demo on {args.num_images} MNIST test images "
+        f"({args.num_inference_steps} steps; purified clean accuracy {accuracy(purified_clean):.1%})"
+    )
     print("\n".join(rows))
     print(NOT_ADAPTIVE)
     n = min(8, args.num_images)

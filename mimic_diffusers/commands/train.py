@@ -1,4 +1,5 @@
 """`train-unet` / `train-classifier`: resumable Accelerate training (rerun the same command to resume)."""
+
 import json
 
 from ..training import TrainConfig, train_classifier, train_unet
@@ -32,9 +33,18 @@ def run(args):
     except json.JSONDecodeError as error:
         raise ValueError(f"--model must be a JSON object: {error}") from None
     config = TrainConfig(
-        output_dir=args.output_dir, dataset=args.dataset, max_steps=args.max_steps, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
-        gradient_accumulation_steps=args.gradient_accumulation_steps, mixed_precision=args.mixed_precision,
-        checkpoint_every=args.checkpoint_every, log_every=args.log_every, seed=args.seed, model=model,
+        output_dir=args.output_dir,
+        dataset=args.dataset,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        seed=args.seed,
+        model=model,
     )
     (train_unet if args.command == "train-unet" else train_classifier)(config)

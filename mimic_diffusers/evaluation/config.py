@@ -1,5 +1,6 @@
 """`EvalConfig`: what one evaluation runs (pipeline, data, threats, attacks), read from YAML/JSON and
 validated, and the names (threat keys, attack labels and params) under which the store keeps results."""
+
 from __future__ import annotations
 
 import json
@@ -54,7 +55,9 @@ class EvalConfig:
         raw.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"config {path!r}: unknown options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+            raise ValueError(
+                f"config {path!r}: unknown options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}"
+            )
         return cls(**raw).validate()
 
     def validate(self) -> "EvalConfig":
@@ -87,8 +90,10 @@ class EvalConfig:
         if unknown:
             raise ValueError(f"--attacks {unknown}: not among the config's attack labels {order}")
         if self.cascade and set(labels) != set(order[: len(set(labels))]):
-            raise ValueError(f"--attacks {list(labels)}: a cascade runs its attacks in order, so choose its first "
-                             f"ones (a prefix of {order}); a later run without --attacks adds the rest")
+            raise ValueError(
+                f"--attacks {list(labels)}: a cascade runs its attacks in order, so choose its first "
+                f"ones (a prefix of {order}); a later run without --attacks adds the rest"
+            )
         self.attacks = [a for a in self.attacks if attack_label(a) in labels]
         return self
 

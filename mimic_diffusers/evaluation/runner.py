@@ -9,6 +9,7 @@ its scheme and seeds; a record without `seed_scheme` was made by the earlier sch
 seeded by (seed, batch, threat, attack name), and vote ties given to the smallest label). Attacks live in
 `attacks/`; this module only schedules them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,13 +43,28 @@ def sample_seeds(seed: int, ids: List[int]) -> List[int]:
     return [unit_seed(seed, "sample", i) for i in ids]
 
 
-def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optional[dict], attacks=None,
-                  targets: Optional[List[bool]] = None) -> dict:
+def evaluate_unit(
+    pipe,
+    config: EvalConfig,
+    batch: int,
+    x,
+    y,
+    ids,
+    threat: Optional[dict],
+    attacks=None,
+    targets: Optional[List[bool]] = None,
+) -> dict:
     """One batch under one threat (or clean when threat is None) -> a JSON-able record.
     `attacks`: the attack specs to run (default: all of the config's). `targets`: the samples to attack (a
     cascade's survivors; default all); the others get None scores and the record lists `targets`."""
-    record = {"batch": batch, "threat": threat_key(threat) if threat else "clean", "ids": ids, "labels": y.tolist(),
-              "seed_scheme": SEED_SCHEME, "vote_rule": VOTE_RULE}
+    record = {
+        "batch": batch,
+        "threat": threat_key(threat) if threat else "clean",
+        "ids": ids,
+        "labels": y.tolist(),
+        "seed_scheme": SEED_SCHEME,
+        "vote_rule": VOTE_RULE,
+    }
     defense = PurifyThenClassify(pipe, num_inference_steps=config.num_inference_steps)
     if threat is None:
         record["seed"] = unit_seed(config.seed, "clean")
@@ -64,9 +80,14 @@ def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optio
         seed = unit_seed(config.seed, record["threat"], label)
         seeds = sample_seeds(seed, [ids[i] for i in picked])
         start = time.time()
-        result = {"name": spec["name"], "seed": seed, **{score: [None] * len(ids) for score in store.SCORES},
-                  "predictions": [[None] * len(ids) for _ in range(config.votes)],
-                  "max_abs_perturbation": 0.0, "diagnostics": {}}
+        result = {
+            "name": spec["name"],
+            "seed": seed,
+            **{score: [None] * len(ids) for score in store.SCORES},
+            "predictions": [[None] * len(ids) for _ in range(config.votes)],
+            "max_abs_perturbation": 0.0,
+            "diagnostics": {},
+        }
         if picked:
             x_adv, diagnostics = run_attack(pipe, spec["name"], threat, seeds, params, x, y)
             defense.reseed(seeds)
@@ -77,13 +98,24 @@ def evaluate_unit(pipe, config: EvalConfig, batch: int, x, y, ids, threat: Optio
             for k, row in enumerate(predictions):
                 for i, value in zip(picked, row):
                     result["predictions"][k][i] = value
-            result.update(max_abs_perturbation=float((x_adv - x).abs().flatten(1).max(1).values.max()),
-                          diagnostics=diagnostics)
+            result.update(
+                max_abs_perturbation=float((x_adv - x).abs().flatten(1).max(1).values.max()), diagnostics=diagnostics
+            )
             if batch == 0 and config.examples:
-                save_example_grid(pipe, defense, x[: config.examples], x_adv[: config.examples], y[: config.examples],
-                                  os.path.join(config.report_dir or config.output_dir, f"examples_{record['threat']}_{label}.png"))
-        record["attacks"][label] = {**result, "seconds": time.time() - start, "params": params,
-                                    **({} if targets is None else {"targets": list(targets)})}
+                save_example_grid(
+                    pipe,
+                    defense,
+                    x[: config.examples],
+                    x_adv[: config.examples],
+                    y[: config.examples],
+                    os.path.join(config.report_dir or config.output_dir, f"examples_{record['threat']}_{label}.png"),
+                )
+        record["attacks"][label] = {
+            **result,
+            "seconds": time.time() - start,
+            "params": params,
+            **({} if targets is None else {"targets": list(targets)}),
+        }
     return record
 
 
@@ -91,6 +123,7 @@ def run_attack(pipe, name: str, threat: dict, seeds: List[int], params: dict, x,
     """(x_adv, diagnostics) of attack `name` on `x`, one seed per sample. An attack that queries the defense on
     subsets of its batch (`AttackEntry.batch_independent` False) runs one sample at a time, so that no result
     depends on the batch; its numeric diagnostics are then averaged over the samples."""
+
     def attack(xs, ys, ss):
         a = create_attack(name, pipe, eps=threat["eps"], norm=threat["norm"], seed=ss, **params)
         return a(xs, ys), dict(a.diagnostics)
@@ -99,8 +132,10 @@ def run_attack(pipe, name: str, threat: dict, seeds: List[int], params: dict, x,
         return attack(x, y, seeds)
     runs = [attack(x[i : i + 1], y[i : i + 1], seeds[i : i + 1]) for i in range(len(x))]
     first = runs[0][1]
-    diagnostics = {k: (sum(r[1][k] for r in runs) / len(runs) if isinstance(v, (int, float)) and not isinstance(v, bool)
-                       else v) for k, v in first.items()}
+    diagnostics = {
+        k: (sum(r[1][k] for r in runs) / len(runs) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+        for k, v in first.items()
+    }
     return torch.cat([r[0] for r in runs]), diagnostics
 
 
@@ -109,12 +144,16 @@ def score_votes(votes: List[List[int]], labels: List[int]) -> dict:
     `vote_correct` the majority (a tie is not correct: `majority_vote`), `all_correct` every one of the K
     (DiffBreak's reading: an attack that fools any purification has won, as it would on a user who purifies
     until the label changes)."""
-    return {"correct": [p == t for p, t in zip(votes[0], labels)],
-            "vote_correct": [p == t for p, t in zip(majority_vote(votes), labels)],
-            "all_correct": [all(v[i] == t for v in votes) for i, t in enumerate(labels)]}
+    return {
+        "correct": [p == t for p, t in zip(votes[0], labels)],
+        "vote_correct": [p == t for p, t in zip(majority_vote(votes), labels)],
+        "all_correct": [all(v[i] == t for v in votes) for i, t in enumerate(labels)],
+    }
 
 
-def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None, run_attacks=None, note: Optional[str] = None) -> dict:
+def run_evaluation(
+    config: EvalConfig, accelerator=None, run_eps=None, run_attacks=None, note: Optional[str] = None
+) -> dict:
     """Run (or resume) every unit not yet in the store, then write the reports.
 
     Args:
@@ -148,7 +187,9 @@ def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None, run_attac
     store.check_header(config.output_dir, header)
     dataset = load_image_dataset(config.dataset, split=config.split)
     if config.num_samples > len(dataset):
-        raise ValueError(f"num_samples={config.num_samples} exceeds the {len(dataset)} images of {config.dataset}/{config.split}")
+        raise ValueError(
+            f"num_samples={config.num_samples} exceeds the {len(dataset)} images of {config.dataset}/{config.split}"
+        )
     x_all, y_all = to_tensors(dataset, pipe.unet.config.in_channels, indices=range(config.num_samples))
     units = store.pending_units(run_config, store.merge_records(store.read_records(config.output_dir)))
     accelerator.wait_for_everyone()  # every process has checked the store before the header is written
@@ -166,8 +207,9 @@ def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None, run_attac
         stored = store.merge_records(store.read_records(config.output_dir)) if config.cascade else {}
         accelerator.wait_for_everyone()
         with accelerator.split_between_processes(phase) as mine:
-            for batch, threat, attacks in tqdm(mine, desc=f"evaluate[{accelerator.process_index}]",
-                                               disable=not accelerator.is_local_main_process):
+            for batch, threat, attacks in tqdm(
+                mine, desc=f"evaluate[{accelerator.process_index}]", disable=not accelerator.is_local_main_process
+            ):
                 ids = config.batch_ids(batch)
                 lo, hi = ids[0], ids[-1] + 1
                 x, y = x_all[lo:hi].to(accelerator.device), y_all[lo:hi].to(accelerator.device)
@@ -178,18 +220,28 @@ def run_evaluation(config: EvalConfig, accelerator=None, run_eps=None, run_attac
                 for spec in attacks or [None]:
                     targets = None
                     if config.cascade and spec is not None:
-                        earlier = [done[attack_label(s)] for s in config.attacks[: config.attacks.index(spec)]
-                                   if attack_label(s) in done]
+                        earlier = [
+                            done[attack_label(s)]
+                            for s in config.attacks[: config.attacks.index(spec)]
+                            if attack_label(s) in done
+                        ]
                         targets = store.survivors(stored[(batch, "clean")], earlier)
                     record = evaluate_unit(pipe, config, batch, x, y, ids, threat, spec and [spec], targets)
                     store.append_record(shard, record)
                     done.update(record.get("attacks", {}))
     accelerator.wait_for_everyone()
     if units and accelerator.is_main_process:  # the store keeps how each of its runs was made
-        store.append_record(os.path.join(config.output_dir, "runs.jsonl"), {
-            "command": " ".join(sys.argv), "units": len(units), "wall_s": round(time.time() - started, 1),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {accelerator.num_processes} process(es), "
-                       f"device {accelerator.device.type}, torch {torch.__version__}", **({"note": note} if note else {})})
+        store.append_record(
+            os.path.join(config.output_dir, "runs.jsonl"),
+            {
+                "command": " ".join(sys.argv),
+                "units": len(units),
+                "wall_s": round(time.time() - started, 1),
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {accelerator.num_processes} process(es), "
+                f"device {accelerator.device.type}, torch {torch.__version__}",
+                **({"note": note} if note else {}),
+            },
+        )
     return report_store(config, write=accelerator.is_main_process)
 
 

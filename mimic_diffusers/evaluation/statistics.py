@@ -102,8 +102,9 @@ def compare_paired(a: Dict[Hashable, bool], b: Dict[Hashable, bool], alpha: floa
         (1, 0, 'no difference found')
     """
     if set(a) != set(b):
-        raise ValueError(f"a and b must hold the same image ids: {len(set(a) - set(b))} only in a, "
-                         f"{len(set(b) - set(a))} only in b")
+        raise ValueError(
+            f"a and b must hold the same image ids: {len(set(a) - set(b))} only in a, {len(set(b) - set(a))} only in b"
+        )
     both = sum(a[i] and b[i] for i in a)
     a_only = sum(a[i] and not b[i] for i in a)
     b_only = sum(b[i] and not a[i] for i in a)
@@ -111,7 +112,14 @@ def compare_paired(a: Dict[Hashable, bool], b: Dict[Hashable, bool], alpha: floa
     p = mcnemar_exact_p(a_only, b_only)
     verdict = VERDICTS[2] if p >= alpha else VERDICTS[0] if a_only > b_only else VERDICTS[1]
     return PairedComparison(
-        n=n, a_robust=both + a_only, b_robust=both + b_only, a_only=a_only, b_only=b_only,
+        n=n,
+        a_robust=both + a_only,
+        b_robust=both + b_only,
+        a_only=a_only,
+        b_only=b_only,
         difference=(a_only - b_only) / n if n else float("nan"),
-        ci95=paired_difference_ci(both, a_only, b_only, n - both - a_only - b_only), p_value=p,
-        detectable=detectable_difference(n, (a_only + b_only) / n if n else 0.0), verdict=verdict)
+        ci95=paired_difference_ci(both, a_only, b_only, n - both - a_only - b_only),
+        p_value=p,
+        detectable=detectable_difference(n, (a_only + b_only) / n if n else 0.0),
+        verdict=verdict,
+    )

@@ -8,6 +8,7 @@ record of the store shares (seed, votes, steps, scheduler options, the pipeline'
 batches): a config that disagrees with it is refused, so records made under other settings never mix. A unit's records are merged on reading, so a store grows across sessions: more samples
 (batches), more attacks (an attack added to the config runs only where its results are missing).
 """
+
 from __future__ import annotations
 
 import glob
@@ -49,8 +50,10 @@ def merge_records(records: List[dict]) -> Dict[tuple, dict]:
             merged[key] = {**r, "attacks": {}}
         for score in SCORES:
             if score in r and merged[key].setdefault(score, r[score]) != r[score]:
-                raise ValueError(f"the store holds two records of batch {r['batch']} ({r['threat']}) whose {score!r} "
-                                 "differ: the rerun did not reproduce the stored result")
+                raise ValueError(
+                    f"the store holds two records of batch {r['batch']} ({r['threat']}) whose {score!r} "
+                    "differ: the rerun did not reproduce the stored result"
+                )
         merged[key]["attacks"].update(r.get("attacks", {}))
     return merged
 
@@ -95,9 +98,11 @@ def pending_units(config: EvalConfig, stored: Dict[tuple, dict]) -> List[tuple]:
                 label = attack_label(spec)
                 # compared as stored (through JSON): tuples become lists, int keys strings
                 if label in done and json.loads(json.dumps(attack_params(spec, config))) != done[label]["params"]:
-                    raise ValueError(f"output_dir {config.output_dir!r} holds results of attack {label!r} with params "
-                                     f"{done[label]['params']}, but the config gives {attack_params(spec, config)}: "
-                                     "give the new setting its own 'label' or use another output_dir")
+                    raise ValueError(
+                        f"output_dir {config.output_dir!r} holds results of attack {label!r} with params "
+                        f"{done[label]['params']}, but the config gives {attack_params(spec, config)}: "
+                        "give the new setting its own 'label' or use another output_dir"
+                    )
             missing = [spec for spec in config.attacks if attack_label(spec) not in done]
             if missing:
                 units.append((batch, threat, missing))
@@ -128,8 +133,10 @@ def check_header(output_dir: str, expected: dict) -> None:
     differ = [k for k, v in expected.items() if v is not None and stored.get(k) != v]
     if differ:
         details = "; ".join(f"{k}: store {stored.get(k)!r}, config {expected[k]!r}" for k in differ)
-        raise ValueError(f"output_dir {output_dir!r} holds records made with other settings ({details}): use the "
-                         "store's settings or another output_dir, so that records of different settings never mix")
+        raise ValueError(
+            f"output_dir {output_dir!r} holds records made with other settings ({details}): use the "
+            "store's settings or another output_dir, so that records of different settings never mix"
+        )
 
 
 def write_header(output_dir: str, header: dict) -> None:
@@ -149,7 +156,9 @@ def check_ids(config: EvalConfig, stored: Dict[tuple, dict]) -> None:
     for (batch, threat), record in sorted(stored.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         if batch < config.num_batches and record["ids"] != config.batch_ids(batch):
             ids = config.batch_ids(batch)
-            raise ValueError(f"output_dir {config.output_dir!r} holds batch {batch} ({threat}) with samples "
-                             f"{record['ids'][0]}..{record['ids'][-1]}, but batch_size={config.batch_size}, "
-                             f"num_samples={config.num_samples} make it {ids[0]}..{ids[-1]}: keep the store's "
-                             "batch_size or use another output_dir")
+            raise ValueError(
+                f"output_dir {config.output_dir!r} holds batch {batch} ({threat}) with samples "
+                f"{record['ids'][0]}..{record['ids'][-1]}, but batch_size={config.batch_size}, "
+                f"num_samples={config.num_samples} make it {ids[0]}..{ids[-1]}: keep the store's "
+                "batch_size or use another output_dir"
+            )

@@ -1,5 +1,6 @@
 """The summary of a store under a config: the one metric definition, applied under each decision rule,
 per attack and worst case per sample, with diagnostics and masking warnings; `report_store` writes it."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -16,7 +17,9 @@ from .config import EvalConfig, attack_label, threat_key
 RULES = {"correct": "accuracy", "vote_correct": "vote", "all_correct": "all_votes"}
 
 
-def robust_under_rule(rows: List[dict], label: str, rule: str, clean_by_batch: Dict[int, dict]) -> Optional[List[bool]]:
+def robust_under_rule(
+    rows: List[dict], label: str, rule: str, clean_by_batch: Dict[int, dict]
+) -> Optional[List[bool]]:
     """Per sample of `rows`: attacked AND clean input correct under `rule`; None where a record predates it."""
     out = []
     for r in rows:
@@ -32,8 +35,12 @@ def summarize(records: List[dict], config: EvalConfig) -> dict:
     merged = _merged(records, config)
     clean = sorted((r for r in merged.values() if r["threat"] == "clean"), key=lambda r: r["batch"])
     clean_by_batch = {r["batch"]: r for r in clean}
-    out = {"config": asdict(config), "clean": accuracy([c for r in clean for c in r["correct"]]),
-           "clean_vote": accuracy([c for r in clean for c in r["vote_correct"]]), "threats": {}}
+    out = {
+        "config": asdict(config),
+        "clean": accuracy([c for r in clean for c in r["correct"]]),
+        "clean_vote": accuracy([c for r in clean for c in r["vote_correct"]]),
+        "threats": {},
+    }
     if all("all_correct" in r for r in clean):
         out["clean_all_votes"] = accuracy([c for r in clean for c in r["all_correct"]])
     names = {attack_label(spec): spec["name"] for spec in config.attacks}
@@ -51,13 +58,16 @@ def summarize(records: List[dict], config: EvalConfig) -> dict:
         for label in [n for n in names if all(n in r["attacks"] for r in rows)]:
             scores = {rule: robust_under_rule(rows, label, rule, clean_by_batch) for rule in RULES}
             if cascade:  # cumulative: robust after this attack and every earlier one
-                scores = before = {rule: c if rule not in before else _and(before[rule], c) for rule, c in scores.items()}
+                scores = before = {
+                    rule: c if rule not in before else _and(before[rule], c) for rule, c in scores.items()
+                }
             for rule, correct in scores.items():
                 if correct is not None:
                     per_rule[rule][label] = correct
             diag = [r["attacks"][label]["diagnostics"] for r in rows]
             result["attacks"][label] = {
-                "name": names[label], **accuracy(scores["correct"]),
+                "name": names[label],
+                **accuracy(scores["correct"]),
                 "vote": accuracy(scores["vote_correct"]),
                 "all_votes": None if scores["all_correct"] is None else accuracy(scores["all_correct"]),
                 "seconds": sum(r["attacks"][label]["seconds"] for r in rows),
@@ -65,16 +75,21 @@ def summarize(records: List[dict], config: EvalConfig) -> dict:
                 "grad_l1_mean": _mean([d.get("grad_l1_mean") for d in diag]),
                 "zero_grad_fraction": _mean([d.get("zero_grad_fraction") for d in diag]),
             }
-        for rule, field in (("correct", "worst_case"), ("vote_correct", "worst_case_vote"),
-                            ("all_correct", "worst_case_all_votes")):
+        for rule, field in (
+            ("correct", "worst_case"),
+            ("vote_correct", "worst_case_vote"),
+            ("all_correct", "worst_case_all_votes"),
+        ):
             if per_rule[rule].keys() == result["attacks"].keys():  # every attack has the rule's records
                 result[field] = accuracy(worst_case(per_rule[rule]))
         result["cascade"] = cascade
         result["warnings"] = [f"{key}: {w}" for w in masking_warnings(result["attacks"], cumulative=cascade)]
         missing = [label for label in names if label not in result["attacks"]]
         if missing:  # a screen (`--attacks`) or a run still going: its worst case is only an upper bound
-            result["warnings"].append(f"{key}: no results of {', '.join(missing)} on every batch; the worst case "
-                                      "covers only the attacks above, so it is an upper bound")
+            result["warnings"].append(
+                f"{key}: no results of {', '.join(missing)} on every batch; the worst case "
+                "covers only the attacks above, so it is an upper bound"
+            )
         out["threats"][key] = result
     return out
 
@@ -103,8 +118,9 @@ def _merged(records: List[dict], config: EvalConfig) -> Dict[tuple, dict]:
 
 def _threat_rows(merged: Dict[tuple, dict], key: str, clean_by_batch: Dict[int, dict]) -> List[dict]:
     # batches with a clean record only: robustness is defined against the clean prediction
-    return sorted((r for r in merged.values() if r["threat"] == key and r["batch"] in clean_by_batch),
-                  key=lambda r: r["batch"])
+    return sorted(
+        (r for r in merged.values() if r["threat"] == key and r["batch"] in clean_by_batch), key=lambda r: r["batch"]
+    )
 
 
 def _and(a: Optional[List[bool]], b: Optional[List[bool]]) -> Optional[List[bool]]:

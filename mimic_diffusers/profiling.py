@@ -5,6 +5,7 @@ default window, (c) guidance in every step (the paper's "no sampling strategy" a
 Peak memory is measured in a fresh subprocess per case (CPU: peak RSS above the post-load baseline;
 CUDA: torch.cuda.max_memory_allocated), so one case's allocations never hide another's.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,8 @@ SPEEDUPS = {
     "mimic+channels_last": lambda pipe, device: pipe.enable_channels_last(),
     "mimic+compile": lambda pipe, device: pipe.compile_unet(),
     "mimic+autocast": lambda pipe, device: pipe.enable_autocast(
-        torch.float16 if str(device).startswith("cuda") else torch.bfloat16),
+        torch.float16 if str(device).startswith("cuda") else torch.bfloat16
+    ),
 }
 
 
@@ -110,33 +112,59 @@ def memory_probe(pipeline_path: str, case: dict, device: str) -> dict:
     seconds = time.perf_counter() - start
     stop.set()
     thread.join()
-    result = {"seconds": seconds, "peak_mb_above_baseline": peak["rss"] - baseline,
-              "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    result = {
+        "seconds": seconds,
+        "peak_mb_above_baseline": peak["rss"] - baseline,
+        "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
     if device.startswith("cuda"):
         result["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return result
 
 
 def run_in_subprocess(pipeline_path: str, case: dict, device: str) -> dict:
-    code = ("import json,sys,torch; from mimic_diffusers.benchmark import memory_probe; "
-            f"print(json.dumps(memory_probe({pipeline_path!r}, {case!r}, {device!r})))")
+    code = (
+        "import json,sys,torch; from mimic_diffusers.profiling import memory_probe; "
+        f"print(json.dumps(memory_probe({pipeline_path!r}, {case!r}, {device!r})))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def machine() -> dict:
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 
-def run_benchmark(pipeline_path: str, device: str = "cpu", batches=(1, 8, 64), steps: int = 100, repeats: int = 2,
-                  memory_steps=(10, 100), gradient_steps=(10, 50, 100), gradient_batch: int = 8,
-                  speedups: bool = False, memory_batch: int = 64) -> dict:
-    result = {"machine": machine(), "device": device, "steps": steps, "memory_batch": memory_batch,
-              "timing": {}, "memory": {}, "exact_gradient": {}}
+def run_benchmark(
+    pipeline_path: str,
+    device: str = "cpu",
+    batches=(1, 8, 64),
+    steps: int = 100,
+    repeats: int = 2,
+    memory_steps=(10, 100),
+    gradient_steps=(10, 50, 100),
+    gradient_batch: int = 8,
+    speedups: bool = False,
+    memory_batch: int = 64,
+) -> dict:
+    result = {
+        "machine": machine(),
+        "device": device,
+        "steps": steps,
+        "memory_batch": memory_batch,
+        "timing": {},
+        "memory": {},
+        "exact_gradient": {},
+    }
     modes = list(MODES) + (list(SPEEDUPS) if speedups else [])
     for mode in modes:
         pipe = build(pipeline_path, mode.split("+")[0], device)
@@ -149,9 +177,13 @@ def run_benchmark(pipeline_path: str, device: str = "cpu", batches=(1, 8, 64), s
     for batch in batches:
         floor = result["timing"][f"unguided/b{batch}"]["seconds"]
         for mode in modes:
-            result["timing"][f"{mode}/b{batch}"]["ratio_to_unguided"] = result["timing"][f"{mode}/b{batch}"]["seconds"] / floor
+            result["timing"][f"{mode}/b{batch}"]["ratio_to_unguided"] = (
+                result["timing"][f"{mode}/b{batch}"]["seconds"] / floor
+            )
     for T in memory_steps:
-        result["memory"][f"mimic/T{T}"] = run_in_subprocess(pipeline_path, {"kind": "purify", "mode": "mimic", "batch": memory_batch, "steps": T}, device)
+        result["memory"][f"mimic/T{T}"] = run_in_subprocess(
+            pipeline_path, {"kind": "purify", "mode": "mimic", "batch": memory_batch, "steps": T}, device
+        )
     for T in gradient_steps:
         for ckpt in (True, False):
             key = f"T{T}/{'checkpointed' if ckpt else 'plain'}"
@@ -165,15 +197,24 @@ def run_benchmark(pipeline_path: str, device: str = "cpu", batches=(1, 8, 64), s
 
 def markdown(result: dict) -> str:
     m = result["machine"]
-    lines = [f"Machine: {m.get('gpu') or m['processor']} ({m['cpu_count']} cores, torch {m['torch']}, {m['threads']} threads), "
-             f"device {result['device']}, T={result['steps']} steps", "",
-             "| mode | batch | seconds | images/s | ratio to unguided |", "|---|---|---|---|---|"]
+    lines = [
+        f"Machine: {m.get('gpu') or m['processor']} ({m['cpu_count']} cores, torch {m['torch']}, {m['threads']} threads), "
+        f"device {result['device']}, T={result['steps']} steps",
+        "",
+        "| mode | batch | seconds | images/s | ratio to unguided |",
+        "|---|---|---|---|---|",
+    ]
     for key, t in result["timing"].items():
         mode, batch = key.split("/")
-        lines.append(f"| {mode} | {batch[1:]} | {t['seconds']:.2f} | {t['images_per_s']:.2f} | {t['ratio_to_unguided']:.2f} |")
+        lines.append(
+            f"| {mode} | {batch[1:]} | {t['seconds']:.2f} | {t['images_per_s']:.2f} | {t['ratio_to_unguided']:.2f} |"
+        )
     if result["memory"]:
-        lines += ["", f"| purification memory (batch {result.get('memory_batch', 64)}) | peak MB above baseline | seconds |",
-                  "|---|---|---|"]
+        lines += [
+            "",
+            f"| purification memory (batch {result.get('memory_batch', 64)}) | peak MB above baseline | seconds |",
+            "|---|---|---|",
+        ]
     for key, r in result["memory"].items():
         lines.append(f"| {key} | {r['peak_mb_above_baseline']:.0f} | {r['seconds']:.1f} |")
     if result["exact_gradient"]:
