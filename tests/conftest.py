@@ -50,3 +50,11 @@ def pipe():
 
 def gen(seed):
     return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline_dir(tmp_path_factory):
+    """One saved 28x28 tiny pipeline folder, shared by every test that evaluates from a folder."""
+    path = tmp_path_factory.mktemp("tiny-pipe")
+    tiny_pipeline(size=28).save_pretrained(path)
+    return str(path)

@@ -10,7 +10,6 @@ import time
 
 import pytest
 import torch
-from conftest import tiny_pipeline
 
 from mimic_diffusers.evaluation import EvalConfig, read_records, run_evaluation, score_votes
 from mimic_diffusers.metrics import accuracy, majority_vote, wilson_interval, worst_case
@@ -36,11 +35,9 @@ def test_majority_vote_and_worst_case():
     }
 
 
-@pytest.fixture(scope="module")
-def pipeline_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("pipe")
-    tiny_pipeline(size=28).save_pretrained(path)
-    return str(path)
+@pytest.fixture
+def pipeline_dir(tiny_pipeline_dir):
+    return tiny_pipeline_dir
 
 
 def make_config(pipeline_dir, output_dir, **kw):

@@ -68,11 +68,9 @@ def test_a_vote_tie_is_never_robust_whatever_the_label():
         assert score_votes(votes, [truth])["vote_correct"] == [False]
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("pipe")
-    tiny_pipeline(size=28).save_pretrained(path)
-    return str(path)
+@pytest.fixture
+def tiny_dir(tiny_pipeline_dir):
+    return tiny_pipeline_dir
 
 
 def config(pipeline, output_dir, **kw):
