@@ -7,12 +7,26 @@ import sys
 
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from studies import frontier, frontier_plot, frontier_report
+from studies.pages.common import TEMPLATES
 
-import frontier  # noqa: E402
-import frontier_plot  # noqa: E402
-import frontier_report  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def markdown(table, comps, checks=()):
+    """The frontier page's tables for a study's rows, comparisons and budget checks."""
+    return TEMPLATES.get_template("frontier.md.j2").render(
+        table=table,
+        comparisons=comps,
+        budget_check=list(checks),
+        protocol=frontier_report.EvalConfig.from_file(os.path.join(ROOT, frontier_report.STUDY)),
+        legacy=[0, 0],
+        study_config="",
+        budget_config="",
+        flat_drop=0.02,
+        rules=list(frontier_report.RULES),
+        walls=[],
+    )
 
 
 def test_points_cover_the_grid_and_build_valid_configs():
@@ -26,6 +40,7 @@ def test_points_cover_the_grid_and_build_valid_configs():
         "guidance_scale": 32.0,
         "guidance_window_start": 0.79,
         "guidance_window_end": 0.11,
+        "sr_direction": "down",  # explicit: a point never rests on the shipped pipeline's default
     }
     assert config.output_dir == os.path.join("/tmp/x", "mimic-gs32-wide") and config.votes == 5
     names = {a["name"] for a in base.attacks}
@@ -45,7 +60,8 @@ def test_tiny_study_runs_and_reports(tmp_path):
     subprocess.run(
         [
             sys.executable,
-            os.path.join(ROOT, "benchmarks", "frontier.py"),
+            "-m",
+            "studies.frontier",
             "--config",
             str(path),
             "--points",
@@ -62,27 +78,28 @@ def test_tiny_study_runs_and_reports(tmp_path):
         cwd=ROOT,
         env=env,
     )
-    table = frontier_report.rows(frontier_report.point_summaries(str(tmp_path / "study"), str(path)))
+    table = frontier_report.rows(frontier_report.point_summaries(str(path), str(tmp_path / "study")))
     done = {(r["point"], r["eps"]) for r in table if r["complete"]}
     assert done == {("mimic-gs4", 0.3), ("diffpure-t0.3", 0.3)}  # eps 0.2 was not run: incomplete
     assert all(r["n"] == 0 for r in table if r["eps"] == 0.2)
     # attack runs made, of attacks x samples (the config is a cascade: fewer where the clean pass or an attack won)
     for r in (r for r in table if r["complete"]):
         assert r["attacked"][1] == 4 and 0 <= r["attacked"][0] <= 4
-    study = frontier_report.point_summaries(str(tmp_path / "study"), str(path))
+    study = frontier_report.point_summaries(str(path), str(tmp_path / "study"))
     comps = frontier_report.comparisons(study, table)
     assert [(c["eps"], c["a"], c["b"], c["best"], c["n"]) for c in comps] == [
         (0.3, "mimic-gs4", "diffpure-t0.3", True, 2)
     ]
-    text = frontier_report.markdown(table, comps, [])
-    assert "| mimic-gs4 | guidance_scale=4.0 | 0.3 | 2 |" in text and "not run" in text
+    text = markdown(table, comps)
+    assert "| mimic-gs4 | guidance_scale=4.0, sr_direction=down | 0.3 | 2 |" in text and "not run" in text
     assert all(f"| {r['attacked'][0]} / 4 |" in text for r in table if r["complete"])
-    assert frontier_plot.plot(table)[:4] == b"\x89PNG"
+    assert frontier_plot.plot(table, "mimic-gs4")[:4] == b"\x89PNG"
     # a screen: the cascade's first attack only, on every image; listed with its upper bound, not as complete
     subprocess.run(
         [
             sys.executable,
-            os.path.join(ROOT, "benchmarks", "frontier.py"),
+            "-m",
+            "studies.frontier",
             "--config",
             str(path),
             "--points",
@@ -100,26 +117,12 @@ def test_tiny_study_runs_and_reports(tmp_path):
         cwd=ROOT,
         env=env,
     )
-    table = frontier_report.rows(frontier_report.point_summaries(str(tmp_path / "study"), str(path)))
+    table = frontier_report.rows(frontier_report.point_summaries(str(path), str(tmp_path / "study")))
     screened = [r for r in table if r.get("screen")]
     assert [(r["point"], r["eps"], r["complete"]) for r in screened] == [("mimic-gs4", 0.2, False)]
     assert screened[0]["screen"]["attacks"] == ["feedback-cut-pgd-eot"] and screened[0]["attacked"][1] == 2
-    assert "at most" in frontier_report.markdown(
-        table, [], []
-    ) and "(screen: feedback-cut-pgd-eot only)" in frontier_report.markdown(table, [], [])
-    assert frontier_plot.plot(table)[:4] == b"\x89PNG"
-
-
-def test_committed_frontier_report_regenerates_byte_identically():
-    """`python benchmarks/frontier_report.py --check`: the committed table, JSON and plot are what the
-    committed stores give."""
-    assert frontier_report.main.__module__ == "frontier_report"
-    stale = [
-        path
-        for path, content in frontier_report.build().items()
-        if open(os.path.join(ROOT, path), "rb" if isinstance(content, bytes) else "r").read() != content
-    ]
-    assert not stale, f"stale: {stale} (run python benchmarks/frontier_report.py)"
+    assert "at most" in markdown(table, []) and "(screen: feedback-cut-pgd-eot only)" in markdown(table, [])
+    assert frontier_plot.plot(table, "mimic-gs4")[:4] == b"\x89PNG"
 
 
 def outcomes(robust, n=64):
@@ -155,7 +158,7 @@ def test_a_perfect_point_can_beat_diffpure_once_the_images_disagree_enough(monke
     )
     other = next(c for c in comps if not c["best"])
     assert other["verdict"] == "no difference found" and 0 < other["detectable"] < 0.2
-    table = frontier_report.answer_table(comps, [])
+    table = TEMPLATES.get_template("frontier_answer.md.j2").render(comparisons=comps, flat={})
     assert "| 0.2 | mimic-gs4 100.0% [94.3%, 100.0%], N = 64 | diffpure-t0.2 89.1% [" in table
     assert "| +10.9 [" in table and "| 7 / 0 | 0.016 | A better |" in table and "| not checked, not checked |" in table
 
@@ -174,7 +177,7 @@ def test_budget_flattened_needs_no_paired_difference_and_a_small_drop():
     )
     assert significant["vote"]["verdict"] == "A better" and not significant["flattened"]
     check = {"point": "mimic-gs4", "eps": 0.2, **lax}
-    text = frontier_report.markdown([], [], [check])
+    text = markdown([], [], [check])
     assert "| mimic-gs4 | 0.2 | first | 57/64 | 52/64 | +7.8 [" in text and text.count("| no |") == 2
 
 
@@ -213,4 +216,7 @@ def test_plot_puts_each_variant_in_its_own_series_against_its_knob():
     assert frontier_plot.robust(mimic["up"][1]) == acc
     assert set(frontier_plot.MIMIC_SERIES) == set(frontier.VARIANT_OPTIONS)
     assert [r["point"] for r in frontier_plot.series(table, 0.3, "diffpure")[""]] == ["diffpure-t0.2"]
-    assert frontier_plot.plot(table)[:4] == b"\x89PNG" and frontier_plot.plot([])[:4] == b"\x89PNG"
+    assert (
+        frontier_plot.plot(table, "mimic-gs4")[:4] == b"\x89PNG"
+        and frontier_plot.plot([], "mimic-gs4")[:4] == b"\x89PNG"
+    )

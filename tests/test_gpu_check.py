@@ -14,7 +14,6 @@ import torch
 from conftest import tiny_pipeline
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "benchmarks", "gpu_check.py")
 
 
 def check_outputs(folder):
@@ -29,9 +28,8 @@ def check_outputs(folder):
 
 
 @pytest.fixture
-def gpu_check(monkeypatch):
-    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
-    import gpu_check
+def gpu_check():
+    from studies import gpu_check
 
     return gpu_check
 
@@ -39,9 +37,8 @@ def gpu_check(monkeypatch):
 def test_gpu_check_cpu_smoke_on_tiny_pipelines(gpu_check, monkeypatch, tmp_path):
     """`main` with --cpu-smoke, the folders swapped for tiny pipelines and each exact-gradient case probed in
     this process (the script starts a fresh one per case: seconds of imports each)."""
-    import cost_at_scale
-
     from mimic_diffusers.profiling import memory_probe
+    from studies import cost_at_scale
 
     tiny_pipeline().save_pretrained(tmp_path / "mnist")
     monkeypatch.setattr(gpu_check, "SHIPPED", str(tmp_path / "mnist"))
@@ -60,7 +57,7 @@ def test_gpu_check_cpu_smoke_on_tiny_pipelines(gpu_check, monkeypatch, tmp_path)
 def test_gpu_check_cpu_smoke(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     subprocess.run(
-        [sys.executable, SCRIPT, "--cpu-smoke", "--output-dir", str(tmp_path)],
+        [sys.executable, "-m", "studies.gpu_check", "--cpu-smoke", "--output-dir", str(tmp_path)],
         check=True,
         capture_output=True,
         timeout=900,

@@ -1,1 +1,0 @@
-"""One module per group of results pages; `benchmarks/render_docs.py` maps file names to them and writes them."""

@@ -1,0 +1,203 @@
+"""The frontier study's analysis, from the stores of `studies/frontier.py`: the table, the paired
+comparisons and the budget check (rendered by `python -m studies.pages`, never typed by hand).
+
+A point enters the table once its store holds every image and every attack of its config at that eps; a
+screen (every image through the cascade's first attacks only, `studies.frontier --attacks`) is listed with
+its robust accuracy as an upper bound. Accuracy under the deployed vote (the majority of K purifications)
+and under the first purification are both shown; the worst case is per sample over all attacks (a
+cascade, so per-attack figures are cumulative).
+
+Claims rest on paired tests on the same images (`mimic_diffusers.evaluation.statistics`): the most robust
+MimicDiffusion point against the most robust DiffPure point at each eps, and each budget against twice its
+iterations. A budget counts as flattened only where the paired test finds no difference AND the point
+estimate drops by at most `FLAT_DROP`; until then the study's numbers are upper bounds.
+"""
+
+import glob
+import os
+
+from mimic_diffusers.evaluation import (
+    EvalConfig,
+    merge_records,
+    read_records,
+    report_store,
+    threat_key,
+    worst_case_samples,
+)
+from mimic_diffusers.evaluation.statistics import compare_paired
+
+from .frontier import POINTS, point_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STUDY, BUDGET_CHECK = "configs/mnist-frontier.yaml", "configs/mnist-frontier-2x.yaml"
+RULES = {"vote": ("clean_vote", "worst_case_vote", "vote_correct"), "first": ("clean", "worst_case", "correct")}
+FLAT_DROP = 0.02  # the largest drop in robust accuracy at twice the budget that still counts as flattened
+
+
+def point_summaries(config_path: str, folder: str = None) -> dict:
+    """{point: (config, summary, attacked)} of every point store under `folder` (default: the config's
+    output_dir), in the registry's order."""
+    base = EvalConfig.from_file(os.path.join(ROOT, config_path))
+    folder = os.path.join(ROOT, folder or base.output_dir)
+    out = {}
+    for point in POINTS:
+        if glob.glob(os.path.join(folder, point, "results.rank*.jsonl")):
+            config = point_config(base, point, folder)
+            out[point] = (config, report_store(config, write=False), attacked_samples(config))
+    return out
+
+
+def attacked_samples(config: EvalConfig) -> dict:
+    """threat -> [attacks run on a sample, attacks x samples]: what the cascade saved."""
+    out = {}
+    for (batch, threat), record in merge_records(read_records(config.output_dir)).items():
+        if threat != "clean" and batch < config.num_batches:
+            counts = out.setdefault(threat, [0, 0])
+            for result in record["attacks"].values():
+                counts[0] += sum(result.get("targets", [True] * len(record["ids"])))
+                counts[1] += len(record["ids"])
+    return out
+
+
+def legacy_records(config: EvalConfig) -> list:
+    """[records made by the earlier seed scheme (no `seed_scheme`), all records] of a point's store."""
+    records = read_records(config.output_dir)
+    return [sum("seed_scheme" not in r for r in records), len(records)]
+
+
+def rows(summaries: dict) -> list:
+    """One row per (point, eps): complete, a screen (an upper bound), or not run."""
+    out = []
+    for point, (config, s, attacked) in summaries.items():
+        labels = [a.get("label", a["name"]) for a in config.attacks]
+        p = POINTS[point]
+        for threat in config.threats:
+            t = s["threats"].get(threat_key(threat))
+            complete = (
+                t is not None and t["worst_case"]["n"] == config.num_samples and set(t["attacks"]) == set(labels)
+            )
+            row = {
+                "point": point,
+                "method": p.method,
+                "knob": p.knob,
+                "variant": p.variant,
+                "options": p.options,
+                "eps": threat["eps"],
+                "complete": complete,
+                "n": t["worst_case"]["n"] if t else 0,
+                "votes": config.votes,
+            }
+            screen = (
+                not complete
+                and t is not None
+                and config.cascade
+                and t["worst_case"]["n"] == config.num_samples
+                and s["clean_vote"]["n"] == config.num_samples
+                and 0 < len(t["attacks"])
+                and list(t["attacks"]) == labels[: len(t["attacks"])]
+            )
+            if complete or screen:
+                measured = {rule: {"clean": s[clean], "robust": t[worst]} for rule, (clean, worst, _) in RULES.items()}
+                row.update(measured) if complete else row.update(screen={"attacks": list(t["attacks"]), **measured})
+                row["attacks"] = {
+                    k: {"first": a["accuracy"], "vote": a["vote"]["accuracy"] if a.get("vote") else None}
+                    for k, a in t["attacks"].items()
+                }
+                row["attack_minutes"] = sum(a["seconds"] for a in t["attacks"].values()) / 60
+                row["attacked"] = attacked[threat_key(threat)]
+            out.append(row)
+    return out
+
+
+def per_sample(summaries: dict, point: str, eps: float, rule: str) -> dict:
+    """{sample id: robust after every attack} of one point at one eps under one rule."""
+    config = summaries[point][0]
+    threat = next(t for t in config.threats if t["eps"] == eps)
+    return worst_case_samples(config, threat, RULES[rule][2])
+
+
+def comparisons(study: dict, table: list, rule: str = "vote") -> list:
+    """At each eps, every complete MimicDiffusion point against the most robust complete DiffPure point, paired on
+    the same images; `best` marks the most robust MimicDiffusion point (both chosen by their estimates)."""
+    out = []
+    for eps in sorted({r["eps"] for r in table}):
+        done = [r for r in table if r["complete"] and r["eps"] == eps]
+        diffpure = [r for r in done if r["method"] == "diffpure"]
+        mimic = [r for r in done if r["method"] == "mimic"]
+        if not diffpure or not mimic:
+            continue
+        rival = max(diffpure, key=lambda r: r[rule]["robust"]["accuracy"])
+        best = max(mimic, key=lambda r: r[rule]["robust"]["accuracy"])
+        b = per_sample(study, rival["point"], eps, rule)
+        for m in mimic:
+            c = compare_paired(per_sample(study, m["point"], eps, rule), b)
+            out.append(
+                {
+                    "eps": eps,
+                    "rule": rule,
+                    "a": m["point"],
+                    "b": rival["point"],
+                    "best": m is best,
+                    "a_accuracy": m[rule]["robust"],
+                    "b_accuracy": rival[rule]["robust"],
+                    "a_clean": m[rule]["clean"]["accuracy"],
+                    "b_clean": rival[rule]["clean"]["accuracy"],
+                    **c.to_dict(),
+                }
+            )
+    return out
+
+
+def budget_check(study: dict, doubled: dict) -> list:
+    """Each point and eps run at the study's budgets and at twice the iterations, compared paired under both
+    rules; flattened only where no rule finds a difference and no rule drops by more than FLAT_DROP."""
+    out = []
+    for point in doubled:
+        if point not in study:
+            continue
+        for r1 in rows({point: study[point]}):
+            r2 = [r for r in rows({point: doubled[point]}) if r["eps"] == r1["eps"]]
+            if not (r1["complete"] and r2 and r2[0]["complete"]):
+                continue
+            runs = {rule: [per_sample(s, point, r1["eps"], rule) for s in (study, doubled)] for rule in RULES}
+            out.append({"point": point, "eps": r1["eps"], **budget_verdict(runs)})
+    return out
+
+
+def budget_verdict(runs: dict) -> dict:
+    """{rule: [per-sample outcomes at the study's budgets, at twice them]} -> each rule's paired comparison and
+    whether the budget has flattened: no difference found under any rule, and no drop above FLAT_DROP."""
+    out = {rule: compare_paired(once, twice).to_dict() for rule, (once, twice) in runs.items()}
+    out["flattened"] = all(
+        c["verdict"] == "no difference found" and c["difference"] <= FLAT_DROP for c in out.values()
+    )
+    return out
+
+
+def budgets(config_path: str) -> str:
+    """The study's protocol as one line: images, steps, votes and every attack with its budget."""
+    c = EvalConfig.from_file(os.path.join(ROOT, config_path))
+    attacks = "; ".join(
+        f"`{a.get('label', a['name'])}` ({', '.join(f'{k}={v}' for k, v in a.get('params', {}).items())})"
+        for a in c.attacks
+    )
+    return (
+        f"Protocol (`{config_path}`): N = {c.num_samples} test images, {c.num_inference_steps} inference steps, "
+        f"K = {c.votes} purifications, attacks in {'cascade ' if c.cascade else ''}order: {attacks}."
+    )
+
+
+def analyze() -> dict:
+    """The study's table, paired comparisons, budget check, protocol and the count of records made by the
+    earlier seed scheme, from the committed stores."""
+    study, doubled = point_summaries(STUDY), point_summaries(BUDGET_CHECK)
+    table = rows(study)
+    legacy = [sum(x) for x in zip(*(legacy_records(s[0]) for s in (*study.values(), *doubled.values())))] or [0, 0]
+    return {
+        "table": table,
+        "comparisons": comparisons(study, table),
+        "budget_check": budget_check(study, doubled),
+        "protocol": EvalConfig.from_file(os.path.join(ROOT, STUDY)),
+        "legacy_records": legacy,
+        "study": study,
+    }
