@@ -76,17 +76,8 @@ def rows(summaries: dict) -> list:
             complete = (
                 t is not None and t["worst_case"]["n"] == config.num_samples and set(t["attacks"]) == set(labels)
             )
-            row = {
-                "point": point,
-                "method": p.method,
-                "knob": p.knob,
-                "variant": p.variant,
-                "options": p.options,
-                "eps": threat["eps"],
-                "complete": complete,
-                "n": t["worst_case"]["n"] if t else 0,
-                "votes": config.votes,
-            }
+            row = dict(point=point, method=p.method, knob=p.knob, variant=p.variant, options=p.options)
+            row.update(eps=threat["eps"], complete=complete, n=t["worst_case"]["n"] if t else 0, votes=config.votes)
             screen = (
                 not complete
                 and t is not None
@@ -99,10 +90,11 @@ def rows(summaries: dict) -> list:
             if complete or screen:
                 measured = {rule: {"clean": s[clean], "robust": t[worst]} for rule, (clean, worst, _) in RULES.items()}
                 row.update(measured) if complete else row.update(screen={"attacks": list(t["attacks"]), **measured})
-                row["attacks"] = {
-                    k: {"first": a["accuracy"], "vote": a["vote"]["accuracy"] if a.get("vote") else None}
+                cumulative = {
+                    k: (a["accuracy"], a["vote"]["accuracy"] if a.get("vote") else None)
                     for k, a in t["attacks"].items()
                 }
+                row["attacks"] = {k: {"first": first, "vote": vote} for k, (first, vote) in cumulative.items()}
                 row["attack_minutes"] = sum(a["seconds"] for a in t["attacks"].values()) / 60
                 row["attacked"] = attacked[threat_key(threat)]
             out.append(row)
@@ -131,20 +123,10 @@ def comparisons(study: dict, table: list, rule: str = "vote") -> list:
         b = per_sample(study, rival["point"], eps, rule)
         for m in mimic:
             c = compare_paired(per_sample(study, m["point"], eps, rule), b)
-            out.append(
-                {
-                    "eps": eps,
-                    "rule": rule,
-                    "a": m["point"],
-                    "b": rival["point"],
-                    "best": m is best,
-                    "a_accuracy": m[rule]["robust"],
-                    "b_accuracy": rival[rule]["robust"],
-                    "a_clean": m[rule]["clean"]["accuracy"],
-                    "b_clean": rival[rule]["clean"]["accuracy"],
-                    **c.to_dict(),
-                }
-            )
+            ra, rb = m[rule], rival[rule]
+            pair = dict(eps=eps, rule=rule, a=m["point"], b=rival["point"], best=m is best)
+            accuracies = dict(a_accuracy=ra["robust"], b_accuracy=rb["robust"], a_clean=ra["clean"]["accuracy"])
+            out.append({**pair, **accuracies, "b_clean": rb["clean"]["accuracy"], **c.to_dict()})
     return out
 
 
@@ -172,19 +154,6 @@ def budget_verdict(runs: dict) -> dict:
         c["verdict"] == "no difference found" and c["difference"] <= FLAT_DROP for c in out.values()
     )
     return out
-
-
-def budgets(config_path: str) -> str:
-    """The study's protocol as one line: images, steps, votes and every attack with its budget."""
-    c = EvalConfig.from_file(os.path.join(ROOT, config_path))
-    attacks = "; ".join(
-        f"`{a.get('label', a['name'])}` ({', '.join(f'{k}={v}' for k, v in a.get('params', {}).items())})"
-        for a in c.attacks
-    )
-    return (
-        f"Protocol (`{config_path}`): N = {c.num_samples} test images, {c.num_inference_steps} inference steps, "
-        f"K = {c.votes} purifications, attacks in {'cascade ' if c.cascade else ''}order: {attacks}."
-    )
 
 
 def analyze() -> dict:
