@@ -30,6 +30,7 @@ from .frontier import POINTS, point_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUDY, BUDGET_CHECK = "configs/mnist-frontier.yaml", "configs/mnist-frontier-2x.yaml"
+FINALISTS = "configs/mnist-frontier-eps0.1.yaml"  # the study's protocol at eps 0.1, for its finalists
 RULES = {"vote": ("clean_vote", "worst_case_vote", "vote_correct"), "first": ("clean", "worst_case", "correct")}
 FLAT_DROP = 0.02  # the largest drop in robust accuracy at twice the budget that still counts as flattened
 
@@ -157,16 +158,18 @@ def budget_verdict(runs: dict) -> dict:
 
 
 def analyze() -> dict:
-    """The study's table, paired comparisons, budget check, protocol and the count of records made by the
-    earlier seed scheme, from the committed stores."""
-    study, doubled = point_summaries(STUDY), point_summaries(BUDGET_CHECK)
-    table = rows(study)
-    legacy = [sum(x) for x in zip(*(legacy_records(s[0]) for s in (*study.values(), *doubled.values())))] or [0, 0]
+    """The study's table (with its finalists at eps 0.1), paired comparisons, budget check, protocol and the
+    count of records made by the earlier seed scheme, from the committed stores."""
+    study, doubled, finalists = (point_summaries(c) for c in (STUDY, BUDGET_CHECK, FINALISTS))
+    table, extra = rows(study), rows(finalists)
+    stores = (*study.values(), *doubled.values(), *finalists.values())
+    legacy = [sum(x) for x in zip(*(legacy_records(s[0]) for s in stores))] or [0, 0]
     return {
-        "table": table,
-        "comparisons": comparisons(study, table),
+        "table": extra + table,
+        "comparisons": comparisons(finalists, extra) + comparisons(study, table),
         "budget_check": budget_check(study, doubled),
         "protocol": EvalConfig.from_file(os.path.join(ROOT, STUDY)),
         "legacy_records": legacy,
-        "study": study,
+        "study": {**finalists, **study},
+        "by_eps": {t["eps"]: s for s in (study, finalists) for c, *_ in s.values() for t in c.threats},
     }
