@@ -1,4 +1,5 @@
-"""What every results page shares: paths, formatting, and the run block (N, budgets, wall time, command)."""
+"""What every results page shares: paths, the template environment and its filters, and `page` for the pages of
+stored result files with their run metadata."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import re
 from typing import List, Optional
 
 import jinja2
+
+from mimic_diffusers.reports import markdown_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
@@ -39,110 +42,6 @@ def pct_ci(a: dict) -> str:
     return f"{a['accuracy']:.1%} [{a['ci95'][0]:.1%}, {a['ci95'][1]:.1%}]"
 
 
-def params_text(params: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
-
-
-def minutes(value) -> str:
-    return f"{value:g} min"
-
-
-def threat_label(key: str) -> str:
-    norm, eps = key.split("-", 1)
-    return f"{'l_inf' if norm == 'Linf' else 'l_2'} eps {eps}"
-
-
-def run_meta(path: str) -> dict:
-    meta = load(path)
-    missing = {"command", "machine", "wall_time_min", "source"} - set(meta)
-    if missing:
-        raise ValueError(f"{rel(path)}: missing {sorted(missing)}")
-    return meta
-
-
-def wall_text(meta: dict) -> str:
-    """The wall time in minutes: one number, one per threat, or 'not recorded'."""
-    wall = meta["wall_time_min"]
-    if wall is None:
-        return "not recorded"
-    if isinstance(wall, dict):
-        return "; ".join(f"{threat_label(k)}: {'not recorded' if v is None else minutes(v)}" for k, v in wall.items())
-    return minutes(wall)
-
-
-def run_block(meta_path: str, summary: Optional[dict] = None, extra: Optional[List[str]] = None) -> str:
-    """N, budgets (the attacks and their parameters), wall time, the exact command and where it is stored."""
-    meta = run_meta(meta_path)
-    lines = []
-    if summary is not None:
-        c = summary["config"]
-        n = max([t["n"] for t in summary["threats"].values()] + [summary["clean"]["n"]])
-        lines.append(
-            f"- **N**: the first {n} test images of `{c['dataset']}` ({c['split']} split), batches of "
-            f"{c['batch_size']}; S = {c['num_inference_steps']} inference steps; K = {c['votes']} "
-            f"purification{'s' if c['votes'] > 1 else ''} per attacked image; seed {c['seed']}"
-        )
-        if c.get("scheduler_options"):
-            lines.append(f"- **Scheduler options** on top of the pipeline's: `{json.dumps(c['scheduler_options'])}`")
-        lines.append("- **Threats**: " + ", ".join(f"{t['norm']} eps {t['eps']:g}" for t in c["threats"]))
-        lines.append(
-            "- **Attacks and budgets**: "
-            + "; ".join(
-                f"`{a.get('label', a['name'])}`"
-                + (f" (`{a['name']}`)" if a.get("label") else "")
-                + f" {params_text(a.get('params', {}))}"
-                for a in c["attacks"]
-            )
-        )
-        seconds = sum(a["seconds"] for t in summary["threats"].values() for a in t["attacks"].values())
-        lines.append(f"- **Attack time** summed over every attack, batch and process: {seconds / 60:.0f} min")
-    lines.append(f"- **Wall time** on {meta['machine']}: {wall_text(meta)}")
-    if meta.get("note"):
-        lines.append(f"- **Note**: {steps_text(meta['note'])}")
-    lines += extra or []
-    lines.append(f"- **Command**: `{meta['command']}`")
-    if meta_path.endswith(os.sep + "run.json"):
-        lines.append(f"- **Store and reports**: `{rel(os.path.dirname(meta_path))}/`")
-    lines.append(f"- **Run metadata**: `{rel(meta_path)}` ({source_text(meta['source'])})")
-    return "\n".join(lines) + "\n"
-
-
-# Metadata backfilled by hand names the README section it came from; README.md has since been shortened, so
-# the page names the README's history instead of a section that no longer exists.
-README_SECTION = re.compile(r'README\.md(?: \(section "[^"]*"(?:, [^)]*)?\))?')
-
-
-def source_text(source: str) -> str:
-    """Where a run.json came from, without pointers to README sections that no longer exist."""
-    return README_SECTION.sub("an earlier README.md (in the git history)", source)
-
-
-def steps_text(text: str) -> str:
-    """Prose from a stored file (a note, a study's description) in the pages' terms: stores wrote "T=100" for
-    the inference steps, which the pages call S (T is the 1000 training timesteps)."""
-    return re.sub(r"\bT ?= ?(\d+)\b", r"S = \1", text)
-
-
-def steps_label(key: str) -> str:
-    """A stored case key ("mimic/T100", "T10/b1/checkpointed") shown with S, the inference steps, and commas."""
-    key = re.sub(r"(^|/)T(\d+)", lambda m: f"{m.group(1)}S = {m.group(2)}", key)
-    return re.sub(r"/b(\d+)", r", batch \1", key).replace("/", ", ")
-
-
-def loose(name: str) -> tuple:
-    """(data, header, run.json path) of a result file benchmarks/results/NAME (a .json with a NAME.run.json)."""
-    path = os.path.join(RESULTS, name)
-    return load(path), header(f"`{rel(path)}`", f"`{rel(path)[:-5]}.run.json`"), path[:-5] + ".run.json"
-
-
-def machine_line(d: dict) -> str:
-    m = d["machine"]
-    return (
-        f"- **Machine** as recorded: {m['processor']}, {m['cpu_count']} cores, torch {m['torch']}, {m['threads']} "
-        f"threads; device {d['device']}; S = {d['steps']} inference steps"
-    )
-
-
 def points(x: float) -> str:
     return f"{100 * x:+.1f}"
 
@@ -160,6 +59,28 @@ PAIRED_HEAD = (
     "smallest detectable difference, points"
 )
 
+
+def run_meta(path: str) -> dict:
+    """A run.json (or NAME.run.json) with where it lies and, for a store's run.json, the store's folder."""
+    meta = load(path)
+    missing = {"command", "machine", "wall_time_min", "source"} - set(meta)
+    if missing:
+        raise ValueError(f"{rel(path)}: missing {sorted(missing)}")
+    store = rel(os.path.dirname(path)) if path.endswith(os.sep + "run.json") else None
+    return {"note": None, **meta, "path": rel(path), "store": store}
+
+
+def rewrite(*rules: tuple):
+    """A filter that applies regex substitutions (pattern, replacement) in order."""
+
+    def apply(text: str) -> str:
+        for pattern, replacement in rules:
+            text = re.sub(pattern, replacement, text)
+        return text
+
+    return apply
+
+
 TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(os.path.join(ROOT, "studies", "templates")),
     keep_trailing_newline=True,
@@ -173,8 +94,17 @@ TEMPLATES.filters.update(
     pct=pct,
     pct0=lambda x: "-" if x is None else f"{x:.0%}",
     g=lambda x: f"{x:g}",
+    f=format,  # {{ x | f(".2f") }}
+    repr=repr,
+    json=json.dumps,
+    report=markdown_table,
     params=lambda d: ", ".join(f"{k}={v}" for k, v in d.items()),
     paired=paired_cells,
+    # stores wrote "T=100" (or keys like "mimic/T100/b8") for the inference steps, which the pages call S (T is
+    # the 1000 training timesteps); metadata backfilled by hand names README sections that no longer exist
+    steps=rewrite((r"\bT ?= ?(\d+)\b", r"S = \1")),
+    case=rewrite((r"(^|/)T(\d+)", r"\1S = \2"), (r"/b(\d+)", r", batch \1"), ("/", ", ")),
+    source=rewrite((r'README\.md(?: \(section "[^"]*"(?:, [^)]*)?\))?', "an earlier README.md (in the git history)")),
 )
 TEMPLATES.globals.update(paired_head=PAIRED_HEAD)
 
@@ -182,3 +112,13 @@ TEMPLATES.globals.update(paired_head=PAIRED_HEAD)
 def render(template: str, sources: List[str], **values) -> str:
     """The generated header naming the sources, then the template filled with `values`."""
     return header(*sources) + TEMPLATES.get_template(template).render(**values)
+
+
+def page(template: str, *names: str, meta: str = "", **values) -> str:
+    """`template` filled with the result files `benchmarks/results/NAMES` (`d` the first, `files` all) and `run`,
+    their run metadata: `meta` if given, else the first file's NAME.run.json."""
+    paths = [os.path.join(RESULTS, name) for name in names]
+    meta = os.path.join(RESULTS, meta) if meta else paths[0][: -len(".json")] + ".run.json"
+    files = [load(p) for p in paths]
+    sources = [f"`{rel(p)}`" for p in paths + [meta]]
+    return render(template, sources, d=files[0], files=files, run=run_meta(meta), **values)
