@@ -59,6 +59,14 @@ COMMANDS = {
         "scheduler config.",
         "mimic-diffusers calibrate --pipeline pipelines/my-pipeline --dataset mnist5k",
     ),
+    "compare": (
+        "compare two evaluated settings, paired on the same images",
+        "compare",
+        "Compare two evaluations whose stores hold the same images: per eps, the worst case per sample of A "
+        "against that of B (exact McNemar test, the paired difference with its 95% interval, and the smallest "
+        "difference the images could have shown).",
+        "mimic-diffusers compare --config configs/a.yaml --config configs/b.yaml --eps 0.3",
+    ),
     "bench": (
         "speed and memory of purification (ratios in one run)",
         "bench",

@@ -24,6 +24,7 @@ from mimic_diffusers.evaluation import (
     threat_key,
     worst_case_samples,
 )
+from mimic_diffusers.evaluation.compare import budget_flattened
 from mimic_diffusers.evaluation.statistics import compare_paired
 
 from .frontier import POINTS, point_config
@@ -32,7 +33,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUDY, BUDGET_CHECK = "configs/mnist-frontier.yaml", "configs/mnist-frontier-2x.yaml"
 FINALISTS = "configs/mnist-frontier-eps0.1.yaml"  # the study's protocol at eps 0.1, for its finalists
 RULES = {"vote": ("clean_vote", "worst_case_vote", "vote_correct"), "first": ("clean", "worst_case", "correct")}
-FLAT_DROP = 0.02  # the largest drop in robust accuracy at twice the budget that still counts as flattened
 
 
 def point_summaries(config_path: str, folder: str = None) -> dict:
@@ -149,12 +149,9 @@ def budget_check(study: dict, doubled: dict) -> list:
 
 def budget_verdict(runs: dict) -> dict:
     """{rule: [per-sample outcomes at the study's budgets, at twice them]} -> each rule's paired comparison and
-    whether the budget has flattened: no difference found under any rule, and no drop above FLAT_DROP."""
-    out = {rule: compare_paired(once, twice).to_dict() for rule, (once, twice) in runs.items()}
-    out["flattened"] = all(
-        c["verdict"] == "no difference found" and c["difference"] <= FLAT_DROP for c in out.values()
-    )
-    return out
+    whether the budget has flattened (`mimic_diffusers.evaluation.budget_flattened`)."""
+    compared = {rule: compare_paired(once, twice) for rule, (once, twice) in runs.items()}
+    return {**{rule: c.to_dict() for rule, c in compared.items()}, "flattened": budget_flattened(compared.values())}
 
 
 def analyze() -> dict:

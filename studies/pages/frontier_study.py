@@ -7,11 +7,12 @@ import os
 from functools import lru_cache
 
 from mimic_diffusers.defaults import shipped_pipeline_path
+from mimic_diffusers.evaluation.compare import FLAT_DROP
 from mimic_diffusers.evaluation.statistics import compare_paired
 
 from ..frontier import POINTS
 from ..frontier_plot import plot
-from ..frontier_report import BUDGET_CHECK, FINALISTS, FLAT_DROP, RULES, STUDY, analyze, per_sample
+from ..frontier_report import BUDGET_CHECK, FINALISTS, RULES, STUDY, analyze, per_sample
 from .common import ROOT, rel, render
 
 PAPER_DIFFPURE = "diffpure-t0.1"  # DiffPure at the t* the MimicDiffusion paper compares with
