@@ -36,24 +36,12 @@ def robust(row: dict) -> dict:
 
 def _draw(ax, rows: list, xs: list, label: str, marker: str, line: str, color: str) -> None:
     """One series: complete points joined in knob order with their 95% intervals; screens hollow, arrow down."""
-    done = [(x, r) for x, r in zip(xs, rows) if r["complete"]]
+    done = [(x, robust(r)) for x, r in zip(xs, rows) if r["complete"]]
     if done:
-        ys = [robust(r)["accuracy"] for _, r in done]
-        yerr = [
-            [y - robust(r)["ci95"][0] for y, (_, r) in zip(ys, done)],
-            [robust(r)["ci95"][1] - y for y, (_, r) in zip(ys, done)],
-        ]
-        ax.errorbar(
-            [x for x, _ in done],
-            ys,
-            yerr=yerr,
-            marker=marker,
-            linestyle=line,
-            color=color,
-            capsize=3,
-            elinewidth=0.8,
-            label=label,
-        )
+        ys = [a["accuracy"] for _, a in done]
+        yerr = [[y - a["ci95"][0] for y, (_, a) in zip(ys, done)], [a["ci95"][1] - y for y, (_, a) in zip(ys, done)]]
+        style = dict(marker=marker, linestyle=line, color=color, capsize=3, elinewidth=0.8, label=label)
+        ax.errorbar([x for x, _ in done], ys, yerr=yerr, **style)
     labelled = bool(done)  # one legend entry per series
     for x, r in ((x, r) for x, r in zip(xs, rows) if not r["complete"]):
         y = robust(r)["accuracy"]
@@ -71,30 +59,17 @@ def plot(table: list, shipped: str) -> bytes:
     from matplotlib.ticker import FixedLocator, NullLocator, PercentFormatter
 
     eps_values = sorted({r["eps"] for r in table}) or [None]
-    fig, axes = plt.subplots(
-        len(eps_values),
-        2,
-        figsize=(10, 3.4 * len(eps_values) + 0.9),
-        squeeze=False,
-        sharey=True,
-        gridspec_kw={"width_ratios": [3, 2]},
-    )
+    size, ratios = (10, 3.4 * len(eps_values) + 0.9), {"width_ratios": [3, 2]}
+    fig, axes = plt.subplots(len(eps_values), 2, figsize=size, squeeze=False, sharey=True, gridspec_kw=ratios)
     scales = sorted({r["knob"] for r in table if r["method"] == "mimic"})
     starts = sorted({r["knob"] for r in table if r["method"] == "diffpure"})
     for (left, right), eps in zip(axes, eps_values):
         for variant, rows in series(table, eps, "mimic").items():
             label, marker, line, shift = MIMIC_SERIES[variant]
             _draw(left, rows, [r["knob"] * 2**shift for r in rows], label, marker, line, COLORS[variant])
-            for r in rows:
-                if r["point"] == shipped and r["complete"]:
-                    left.annotate(
-                        "shipped",
-                        (r["knob"], robust(r)["accuracy"]),
-                        textcoords="offset points",
-                        xytext=(6, -12),
-                        fontsize=8,
-                        color=COLORS[variant],
-                    )
+            for r in (r for r in rows if r["point"] == shipped and r["complete"]):
+                xy, color = (r["knob"], robust(r)["accuracy"]), COLORS[variant]
+                left.annotate("shipped", xy, textcoords="offset points", xytext=(6, -12), fontsize=8, color=color)
         rivals = []
         for rows in series(table, eps, "diffpure").values():
             _draw(right, rows, [r["knob"] for r in rows], "DiffPure", "s", "--", COLORS["diffpure"])

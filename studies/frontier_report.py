@@ -9,23 +9,17 @@ cascade, so per-attack figures are cumulative).
 
 Claims rest on paired tests on the same images (`mimic_diffusers.evaluation.statistics`): the most robust
 MimicDiffusion point against the most robust DiffPure point at each eps, and each budget against twice its
-iterations. A budget counts as flattened only where the paired test finds no difference AND the point
-estimate drops by at most `FLAT_DROP`; until then the study's numbers are upper bounds.
+iterations (`mimic_diffusers.evaluation.compare.budget_flattened`); until a budget has flattened, the
+study's numbers are upper bounds.
 """
 
 import glob
 import os
 
-from mimic_diffusers.evaluation import (
-    EvalConfig,
-    merge_records,
-    read_records,
-    report_store,
-    threat_key,
-    worst_case_samples,
-)
+from mimic_diffusers.evaluation import EvalConfig, merge_records, read_records, report_store, threat_key
 from mimic_diffusers.evaluation.compare import budget_flattened
 from mimic_diffusers.evaluation.statistics import compare_paired
+from mimic_diffusers.evaluation.summary import worst_case_samples
 
 from .frontier import POINTS, point_config
 

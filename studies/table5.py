@@ -1,7 +1,7 @@
 """The paper's Table 5 ablation on the embedded MNIST default, plus DiffPure and GDMP rows, each row
-evaluated with the attacks, threats, batches and votes of one evaluation config (default: the shipped
-default's, configs/mnist-default.yaml, so every row faces the same attacks as the default); resumable:
-each row is an `evaluate` run with its own output folder.
+evaluated with the attacks, threats, batches and votes of one evaluation config (default:
+configs/mnist-default.yaml, whose options are those of the earlier shipped default every row changes one
+thing of); resumable: each row is an `evaluate` run with its own store.
 
     python -m studies.table5 --rows diffpure gdmp --eps 0.3 --output-dir benchmarks/results/table5-t100
 
@@ -10,13 +10,9 @@ Data parallel like `evaluate` (`python -m torch.distributed.run --nproc_per_node
 
 import argparse
 import dataclasses
-import math
 import os
 
-from accelerate import PartialState
-
 from mimic_diffusers.evaluation import EvalConfig, run_evaluation
-from mimic_diffusers.reports import atomic_write
 
 ROWS = {}
 for distance in ("l2", "l1"):
@@ -66,24 +62,8 @@ def main():
     base = EvalConfig.from_file(
         args.config, num_samples=args.num_samples, batch_size=args.batch_size, num_inference_steps=args.steps
     )
-    # the table's columns: the eps run now (an eps the config lacks is refused by run_evaluation)
-    eps = [t["eps"] for t in base.threats if not args.eps or any(math.isclose(t["eps"], e) for e in args.eps)]
-    lines = [
-        "| row | standard | " + " | ".join(f"worst case eps={e:g}" for e in eps) + " | per-attack (eps: attack acc) |",
-        "|---|---|" + "---|" * len(eps) + "---|",
-    ]
-    for row in args.rows:
-        config = row_config(base, row, args.output_dir)
-        s = run_evaluation(config, run_eps=args.eps)
-        worst = [f"{s['threats'][f'Linf-{e:g}']['worst_case']['accuracy']:.1%}" for e in eps]
-        detail = "; ".join(
-            f"{k}: " + ", ".join(f"{n} {a['accuracy']:.0%}" for n, a in t["attacks"].items())
-            for k, t in s["threats"].items()
-        )
-        lines.append(f"| {row} | {s['clean']['accuracy']:.1%} | " + " | ".join(worst) + f" | {detail} |")
-        if PartialState().is_main_process:  # one writer when data parallel
-            atomic_write(os.path.join(args.output_dir, "table5.md"), "\n".join(lines) + "\n")
-            print(lines[-1], flush=True)
+    for row in args.rows:  # each run prints its report; the table is the docs page (`python -m studies.pages`)
+        run_evaluation(row_config(base, row, args.output_dir), run_eps=args.eps)
 
 
 if __name__ == "__main__":

@@ -42,24 +42,6 @@ def pct_ci(a: dict) -> str:
     return f"{a['accuracy']:.1%} [{a['ci95'][0]:.1%}, {a['ci95'][1]:.1%}]"
 
 
-def points(x: float) -> str:
-    return f"{100 * x:+.1f}"
-
-
-def paired_cells(c: dict) -> str:
-    """difference [95% CI] | discordant | p | answer | detectable: the cells every paired table shares."""
-    return (
-        f"{points(c['difference'])} [{points(c['ci95'][0])}, {points(c['ci95'][1])}] | {c['a_only']} / {c['b_only']} | "
-        f"{c['p_value']:.2g} | {c['verdict']} | {100 * c['detectable']:.0f}"
-    )
-
-
-PAIRED_HEAD = (
-    "paired difference, points [95% CI] | discordant (A only / B only) | exact McNemar p | answer | "
-    "smallest detectable difference, points"
-)
-
-
 def run_meta(path: str) -> dict:
     """A run.json (or NAME.run.json) with where it lies and, for a store's run.json, the store's folder."""
     meta = load(path)
@@ -99,14 +81,12 @@ TEMPLATES.filters.update(
     json=json.dumps,
     report=markdown_table,
     params=lambda d: ", ".join(f"{k}={v}" for k, v in d.items()),
-    paired=paired_cells,
     # stores wrote "T=100" (or keys like "mimic/T100/b8") for the inference steps, which the pages call S (T is
     # the 1000 training timesteps); metadata backfilled by hand names README sections that no longer exist
     steps=rewrite((r"\bT ?= ?(\d+)\b", r"S = \1")),
     case=rewrite((r"(^|/)T(\d+)", r"\1S = \2"), (r"/b(\d+)", r", batch \1"), ("/", ", ")),
     source=rewrite((r'README\.md(?: \(section "[^"]*"(?:, [^)]*)?\))?', "an earlier README.md (in the git history)")),
 )
-TEMPLATES.globals.update(paired_head=PAIRED_HEAD)
 
 
 def render(template: str, sources: List[str], **values) -> str:

@@ -2,42 +2,75 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+from functools import partial
 
+from mimic_diffusers import PRESETS, MimicDiffusionScheduler
+from mimic_diffusers.attacks import ATTACKS, DEFENSE_OPTIONS
 from mimic_diffusers.evaluation import EvalConfig, read_records, summarize
 from mimic_diffusers.reports import markdown_table
+from mimic_diffusers.scheduling_mimic import OPTION_DOCS
 
 from .ablation import baselines, table5
-from .common import RESULTS, ROOT, rel
-from .evaluation import curve, eps_sweep, eval_report
-from .frontier_study import finding, frontier, frontier_answer, frontier_commands
-from .registries import attacks, options, presets
-from .scale import cost_at_scale
-from .studies import attack_study, bench, bench_speedups, fewest_steps, gradient_diagnostics, l2_tuning, training
+from .common import RESULTS, ROOT, load, page, rel, render
+from .frontier_study import SOURCES, finding, frontier, frontier_answer, frontier_commands, shipped_point, study
+
+
+def report(template: str, folder: str) -> str:
+    """An evaluation report (`eval_report.md.j2`) or a budget curve (`curve.md.j2`) of a report folder."""
+    return page(template, f"{folder}/summary.json", meta=f"{folder}/run.json")
+
+
+def training() -> str:
+    """The trained default's bars: the classifier, the UNet's samples and the shipped point's clean accuracy."""
+    shipped = next(r for r in study()["table"] if r["point"] == shipped_point() and r["complete"])
+    sources = ["`benchmarks/results/mnist-mimic-build.json`", *SOURCES]
+    return render("training.md.j2", sources, d=load(os.path.join(RESULTS, "mnist-mimic-build.json")), shipped=shipped)
+
+
+def registries() -> dict:
+    """The pages of the library's registries: attacks, presets and scheduler options."""
+    defaults = inspect.signature(MimicDiffusionScheduler.__init__).parameters
+    sources = ["`mimic_diffusers.attacks.ATTACKS`", "`mimic_diffusers.attacks.DEFENSE_OPTIONS`"]
+    return {
+        "attacks.md": partial(
+            render, "attacks.md.j2", sources, attacks=sorted(ATTACKS.items()), options=DEFENSE_OPTIONS
+        ),
+        "presets.md": partial(render, "presets.md.j2", ["`mimic_diffusers.PRESETS`"], presets=PRESETS),
+        "options.md": partial(
+            render,
+            "options.md.j2",
+            ["`OPTION_DOCS` in `mimic_diffusers/scheduling_mimic.py`"],
+            docs=OPTION_DOCS,
+            defaults=defaults,
+        ),
+    }
+
 
 FRAGMENTS = {
     "_finding.md": finding,
-    "mnist-default.md": lambda: eval_report("eval-mnist-default"),
-    "tuned-bpda-256.md": lambda: eval_report("eval-mnist-tuned-bpda-256"),
-    "worst-case-64.md": lambda: eval_report("eval-mnist-worst-case-64"),
-    "eot-curve.md": lambda: curve("eval-mnist-feedback-cut-eot-curve"),
-    "bpda-budget-curve.md": lambda: curve("eval-mnist-bpda-budget-curve"),
-    "step-size-curve.md": lambda: curve("eval-mnist-step-size-curve"),
-    "eps-sweep.md": eps_sweep,
+    "mnist-default.md": partial(report, "eval_report.md.j2", "eval-mnist-default"),
+    "tuned-bpda-256.md": partial(report, "eval_report.md.j2", "eval-mnist-tuned-bpda-256"),
+    "worst-case-64.md": partial(report, "eval_report.md.j2", "eval-mnist-worst-case-64"),
+    "eot-curve.md": partial(report, "curve.md.j2", "eval-mnist-feedback-cut-eot-curve"),
+    "bpda-budget-curve.md": partial(report, "curve.md.j2", "eval-mnist-bpda-budget-curve"),
+    "step-size-curve.md": partial(report, "curve.md.j2", "eval-mnist-step-size-curve"),
+    "eps-sweep.md": partial(report, "eps_sweep.md.j2", "eval-mnist-eps-sweep"),
     "baselines.md": baselines,
     "table5.md": table5,
-    "attacks.md": attacks,
-    "presets.md": presets,
-    "options.md": options,
-    "fewest-steps.md": fewest_steps,
-    "bench.md": bench,
-    "bench-speedups.md": bench_speedups,
-    "attack-study.md": attack_study,
-    "gradient-diagnostics.md": gradient_diagnostics,
-    "l2-attack-tuning.md": l2_tuning,
+    **registries(),
+    "fewest-steps.md": partial(page, "fewest_steps.md.j2", "fewest-steps.json"),
+    "bench.md": partial(page, "bench.md.j2", "bench-cpu.json"),
+    "bench-speedups.md": partial(page, "bench_speedups.md.j2", "bench-cpu-speedups.json"),
+    "attack-study.md": partial(page, "attack_study.md.j2", "exact-attack-study-t100.json"),
+    "gradient-diagnostics.md": partial(page, "gradient_diagnostics.md.j2", "exact-gradient-diagnostics.json"),
+    "l2-attack-tuning.md": partial(
+        page, "l2_tuning.md.j2", "attack-tuning-l2-long-window.json", "attack-tuning-l2-long-window-budget.json"
+    ),
     "training.md": training,
-    "cost-at-scale.md": cost_at_scale,
+    "cost-at-scale.md": partial(page, "cost_at_scale.md.j2", "cost-at-scale.json"),
     "frontier.md": frontier,
     "_frontier_answer.md": frontier_answer,
     "_frontier_commands.md": frontier_commands,

@@ -62,17 +62,16 @@ def outputs() -> Dict[str, Union[str, bytes]]:
 def stale_files(root: str = ROOT) -> List[str]:
     """The generated files under `root` that differ from `outputs()` or are missing, and the files in
     docs/results that nothing generates."""
-    expected = outputs()
-    stale = []
-    for path, content in expected.items():
+
+    def current(path: str, content) -> bool:
         full = os.path.join(root, path)
-        mode = "rb" if isinstance(content, bytes) else "r"
         if not os.path.isfile(full):
-            stale.append(path)
-            continue
-        with open(full, mode) as f:
-            if f.read() != content:
-                stale.append(path)
+            return False
+        with open(full, "rb" if isinstance(content, bytes) else "r") as f:
+            return f.read() == content
+
+    expected = outputs()
+    stale = [path for path, content in expected.items() if not current(path, content)]
     extra = [
         os.path.relpath(p, root)
         for p in sorted(glob.glob(os.path.join(root, OUT, "*.md")))
@@ -103,7 +102,3 @@ def main(argv=None) -> int:
         atomic_write(full, expected[path], "wb" if isinstance(expected[path], bytes) else "w")
         print(f"wrote {path}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
