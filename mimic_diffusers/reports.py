@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import List, Sequence
+from typing import List, Sequence, Union
+
+from .evaluation.results import Accuracy, Results
 
 
 def atomic_write(path: str, data, mode: str = "w") -> None:
@@ -20,8 +22,13 @@ def atomic_write(path: str, data, mode: str = "w") -> None:
     os.replace(tmp, path)
 
 
-def _pct(a: dict) -> str:
-    return f"{a['accuracy']:.1%} [{a['ci95'][0]:.1%}, {a['ci95'][1]:.1%}]"
+def _pct(a: Accuracy) -> str:
+    return f"{a.accuracy:.1%} [{a.ci95[0]:.1%}, {a.ci95[1]:.1%}]"
+
+
+def _results(summary: Union[Results, dict]) -> Results:
+    # the dict summarize() returns (or summary.json's contents) is converted here, so callers keep passing it
+    return summary if isinstance(summary, Results) else Results.from_summary(summary)
 
 
 METRIC_NOTE = (
@@ -36,56 +43,69 @@ CASCADE_NOTE = (
 )
 
 
-def markdown_table(summary: dict) -> str:
-    k = summary["config"]["votes"]
-    every_clean = f", all {k}: {summary['clean_all_votes']['accuracy']:.1%}" if "clean_all_votes" in summary else ""
+def markdown_table(summary: Union[Results, dict]) -> str:
+    """results.md: clean accuracy, then one row per attack and the worst case of each threat.
+
+    Args:
+        summary (`Results` or `dict`): the results, or the dict `summarize` returns.
+    Returns:
+        `str`: the Markdown text.
+    """
+    r = _results(summary)
+    k = r.config.votes
+    every_clean = f", all {k}: {r.clean_all_votes.accuracy:.1%}" if r.clean_all_votes is not None else ""
     lines = [
-        f"Clean (standard) accuracy through the defense: {_pct(summary['clean'])} (n={summary['clean']['n']}, "
-        f"{summary['config']['num_inference_steps']} steps, majority of {k}: "
-        f"{summary['clean_vote']['accuracy']:.1%}{every_clean})",
+        f"Clean (standard) accuracy through the defense: {_pct(r.clean)} (n={r.clean.n}, "
+        f"{r.config.num_inference_steps} steps, majority of {k}: {r.clean_vote.accuracy:.1%}{every_clean})",
         "",
         METRIC_NOTE,
         "",
     ]
-    if any(t.get("cascade") for t in summary["threats"].values()):
+    if any(t.cascade for t in r.threats):
         lines += [CASCADE_NOTE, ""]
     lines += [
         f"| threat | attack | robust acc [95% CI] | vote acc | all-{k} acc | n | "
         "mean abs input grad (L1) | zero-grad frac | params | wall s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for key, t in summary["threats"].items():
-        for label, a in t["attacks"].items():
-            g = "-" if a["grad_l1_mean"] is None else f"{a['grad_l1_mean']:.3g}"
-            z = "-" if a["zero_grad_fraction"] is None else f"{a['zero_grad_fraction']:.2f}"
-            params = ", ".join(f"{k}={v}" for k, v in a["params"].items())
-            every = "-" if a.get("all_votes") is None else f"{a['all_votes']['accuracy']:.1%}"
-            name = label if a["name"] == label else f"{label} ({a['name']})"
+    for t in r.threats:
+        for label, a in t.attacks.items():
+            g = "-" if a.grad_l1_mean is None else f"{a.grad_l1_mean:.3g}"
+            z = "-" if a.zero_grad_fraction is None else f"{a.zero_grad_fraction:.2f}"
+            params = ", ".join(f"{k}={v}" for k, v in a.params.items())
+            every = "-" if a.all_votes is None else f"{a.all_votes.accuracy:.1%}"
+            name = label if a.name == label else f"{label} ({a.name})"
             lines.append(
-                f"| {key} | {name} | {_pct(a)} | {a['vote']['accuracy']:.1%} | {every} | {a['n']} | {g} | {z} | "
-                f"{params} | {a['seconds']:.0f} |"
+                f"| {t.key} | {name} | {_pct(a.first)} | {a.vote.accuracy:.1%} | {every} | {a.first.n} | {g} | "
+                f"{z} | {params} | {a.seconds:.0f} |"
             )
-        vote, every = (
-            f"{t[f]['accuracy']:.1%}" if f in t else "-" for f in ("worst_case_vote", "worst_case_all_votes")
-        )
+        vote, every = ("-" if w is None else f"{w.accuracy:.1%}" for w in (t.worst_case_vote, t.worst_case_all_votes))
         lines.append(
-            f"| {key} | **worst case** | **{_pct(t['worst_case'])}** | {vote} | {every} | {t['worst_case']['n']} | | | | |"
+            f"| {t.key} | **worst case** | **{_pct(t.worst_case)}** | {vote} | {every} | {t.worst_case.n} | | | | |"
         )
-    warnings = [w for t in summary["threats"].values() for w in t["warnings"]]
-    if warnings:
-        lines += ["", "Warnings:"] + [f"- {w}" for w in warnings]
+    if r.warnings:
+        lines += ["", "Warnings:"] + [f"- {w}" for w in r.warnings]
     return "\n".join(lines) + "\n"
 
 
-def write_reports(summary: dict, output_dir: str) -> None:
+def write_reports(summary: Union[Results, dict], output_dir: str) -> None:
+    """Write summary.json, results.md and (where there are threats) accuracy_vs_eps.png into `output_dir`.
+
+    Args:
+        summary (`Results` or `dict`): the results, or the dict `summarize` returns.
+        output_dir (`str`): the report folder (made if missing).
+    """
+    r = _results(summary)
+    data = summary if isinstance(summary, dict) else r.to_summary()  # a dict is written as given
     os.makedirs(output_dir, exist_ok=True)  # a report_dir that no run has written to yet (--report-only)
-    atomic_write(os.path.join(output_dir, "summary.json"), json.dumps(summary, indent=1))
-    atomic_write(os.path.join(output_dir, "results.md"), markdown_table(summary))
-    if summary["threats"]:
-        plot_accuracy_vs_eps(summary, os.path.join(output_dir, "accuracy_vs_eps.png"))
+    atomic_write(os.path.join(output_dir, "summary.json"), json.dumps(data, indent=1))
+    atomic_write(os.path.join(output_dir, "results.md"), markdown_table(r))
+    if r.threats:
+        plot_accuracy_vs_eps(r, os.path.join(output_dir, "accuracy_vs_eps.png"))
 
 
-def plot_accuracy_vs_eps(summary: dict, path: str) -> None:
+def plot_accuracy_vs_eps(summary: Union[Results, dict], path: str) -> None:
+    """Robust accuracy (first purification) against eps: one line per attack and norm, and the worst case."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,10 +113,9 @@ def plot_accuracy_vs_eps(summary: dict, path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     by_norm = {}
-    for key, t in summary["threats"].items():
-        norm, eps = key.rsplit("-", 1)
-        for name, a in list(t["attacks"].items()) + [("worst case", t["worst_case"])]:
-            by_norm.setdefault((norm, name), []).append((float(eps), a["accuracy"]))
+    for t in _results(summary).threats:
+        for name, a in [(label, a.first) for label, a in t.attacks.items()] + [("worst case", t.worst_case)]:
+            by_norm.setdefault((t.norm, name), []).append((t.eps, a.accuracy))
     for (norm, name), points in sorted(by_norm.items()):
         points.sort()
         ax.plot(
