@@ -16,8 +16,8 @@ study's numbers are upper bounds.
 import glob
 import os
 
-from mimic_diffusers.evaluation import EvalConfig, merge_records, read_records, report_store, threat_key
-from mimic_diffusers.evaluation.compare import budget_flattened
+from mimic_diffusers.evaluation import EvalConfig, attack_label, merge_records, read_records, read_results
+from mimic_diffusers.evaluation.compare import RULE_NAMES, budget_flattened
 from mimic_diffusers.evaluation.statistics import compare_paired
 from mimic_diffusers.evaluation.summary import worst_case_samples
 
@@ -26,7 +26,7 @@ from .frontier import POINTS, point_config
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUDY, BUDGET_CHECK = "configs/mnist-frontier.yaml", "configs/mnist-frontier-2x.yaml"
 FINALISTS = "configs/mnist-frontier-eps0.1.yaml"  # the study's protocol at eps 0.1, for its finalists
-RULES = {"vote": ("clean_vote", "worst_case_vote", "vote_correct"), "first": ("clean", "worst_case", "correct")}
+RULES = ("vote", "first")  # the decision rules the study reports: the majority of K, the first purification
 
 
 def point_summaries(config_path: str, folder: str = None) -> dict:
@@ -38,7 +38,7 @@ def point_summaries(config_path: str, folder: str = None) -> dict:
     for point in POINTS:
         if glob.glob(os.path.join(folder, point, "results.rank*.jsonl")):
             config = point_config(base, point, folder)
-            out[point] = (config, report_store(config, write=False), attacked_samples(config))
+            out[point] = (config, read_results(config), attacked_samples(config))
     return out
 
 
@@ -63,35 +63,27 @@ def legacy_records(config: EvalConfig) -> list:
 def rows(summaries: dict) -> list:
     """One row per (point, eps): complete, a screen (an upper bound), or not run."""
     out = []
-    for point, (config, s, attacked) in summaries.items():
-        labels = [a.get("label", a["name"]) for a in config.attacks]
-        p = POINTS[point]
+    for point, (config, results, attacked) in summaries.items():
+        labels, p = [attack_label(a) for a in config.attacks], POINTS[point]
         for threat in config.threats:
-            t = s["threats"].get(threat_key(threat))
-            complete = (
-                t is not None and t["worst_case"]["n"] == config.num_samples and set(t["attacks"]) == set(labels)
-            )
+            t, complete = results.get(threat["norm"], threat["eps"]), results.complete(threat["norm"], threat["eps"])
+            n = t.worst_case.n if t else 0
             row = dict(point=point, method=p.method, knob=p.knob, variant=p.variant, options=p.options)
-            row.update(eps=threat["eps"], complete=complete, n=t["worst_case"]["n"] if t else 0, votes=config.votes)
-            screen = (
-                not complete
-                and t is not None
-                and config.cascade
-                and t["worst_case"]["n"] == config.num_samples
-                and s["clean_vote"]["n"] == config.num_samples
-                and 0 < len(t["attacks"])
-                and list(t["attacks"]) == labels[: len(t["attacks"])]
-            )
+            row.update(eps=threat["eps"], complete=complete, n=n, votes=config.votes)
+            # a screen: every image through the cascade's first attacks only
+            screen = t and not complete and config.cascade and n == config.num_samples == results.clean_vote.n
+            screen = screen and 0 < len(t.attacks) and list(t.attacks) == labels[: len(t.attacks)]
             if complete or screen:
-                measured = {rule: {"clean": s[clean], "robust": t[worst]} for rule, (clean, worst, _) in RULES.items()}
-                row.update(measured) if complete else row.update(screen={"attacks": list(t["attacks"]), **measured})
-                cumulative = {
-                    k: (a["accuracy"], a["vote"]["accuracy"] if a.get("vote") else None)
-                    for k, a in t["attacks"].items()
+                measured = {
+                    r: {"clean": results.clean_under(r).to_dict(), "robust": t.worst_case_under(r).to_dict()}
+                    for r in RULES
                 }
-                row["attacks"] = {k: {"first": first, "vote": vote} for k, (first, vote) in cumulative.items()}
-                row["attack_minutes"] = sum(a["seconds"] for a in t["attacks"].values()) / 60
-                row["attacked"] = attacked[threat_key(threat)]
+                row.update(measured) if complete else row.update(screen={"attacks": list(t.attacks), **measured})
+                row["attacks"] = {
+                    k: {"first": a.first.accuracy, "vote": a.vote and a.vote.accuracy} for k, a in t.attacks.items()
+                }
+                row["attack_minutes"] = sum(a.seconds for a in t.attacks.values()) / 60
+                row["attacked"] = attacked[t.key]
             out.append(row)
     return out
 
@@ -100,7 +92,7 @@ def per_sample(summaries: dict, point: str, eps: float, rule: str) -> dict:
     """{sample id: robust after every attack} of one point at one eps under one rule."""
     config = summaries[point][0]
     threat = next(t for t in config.threats if t["eps"] == eps)
-    return worst_case_samples(config, threat, RULES[rule][2])
+    return worst_case_samples(config, threat, RULE_NAMES[rule])
 
 
 def comparisons(study: dict, table: list, rule: str = "vote") -> list:
