@@ -43,7 +43,10 @@ def load_classifier(
     if os.path.isdir(spec):
         classes = {c.__name__: c for c in (TimmClassifier, TransformersClassifier, RobustBenchClassifier)}
         config = os.path.join(spec, "config.json")
-        name = json.load(open(config)).get("_class_name") if os.path.isfile(config) else None
+        name = None
+        if os.path.isfile(config):
+            with open(config) as f:
+                name = json.load(f).get("_class_name")
         if name not in classes:
             raise ValueError(
                 f"classifier {spec!r}: a folder must hold a saved {' / '.join(classes)} (config.json names {name!r})"

@@ -23,6 +23,8 @@ import json
 import math
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -300,22 +302,76 @@ def calibration_images(
     return x, y
 
 
-def write_guidance_scale(pipeline_folder: str, scale: float) -> Optional[float]:
+def check_write_target(pipeline_folder: str, output_dir: Optional[str] = None) -> str:
+    """Where `write_guidance_scale` would write, checked before any work: the folder it reads, and a refusal of
+    what it must not write (the shipped pipeline in place, an `output_dir` that already exists).
+
+    Args:
+        pipeline_folder (`str`): a saved pipeline folder, or a shipped pipeline's name (`mnist-mimic`).
+        output_dir (`str`, *optional*): the new folder a calibrated copy would go to.
+    Returns:
+        `str`: the folder `pipeline_folder` names.
+    """
+    from .defaults import SHIPPED_PIPELINES, is_shipped_pipeline, resolve_pipeline
+
+    folder = resolve_pipeline(pipeline_folder) if pipeline_folder in SHIPPED_PIPELINES else pipeline_folder
+    if not os.path.isfile(os.path.join(folder, "scheduler", "scheduler_config.json")):
+        raise FileNotFoundError(f"{pipeline_folder!r} has no scheduler/scheduler_config.json to write the scale into")
+    if output_dir is None and is_shipped_pipeline(folder):
+        raise ValueError(
+            f"{pipeline_folder!r} is the pipeline shipped inside the installed package ({folder}), which is never "
+            "rewritten: write the calibrated scale into a copy (output_dir; `mimic-diffusers calibrate "
+            "--output-dir FOLDER`), or copy the folder first and calibrate the copy"
+        )
+    if output_dir is not None and os.path.exists(output_dir):
+        raise FileExistsError(
+            f"output_dir {output_dir!r} already exists: the calibrated copy goes to a new folder (to calibrate a "
+            "folder in place, pass it as the pipeline without an output_dir)"
+        )
+    return folder
+
+
+def write_guidance_scale(pipeline_folder: str, scale: float, output_dir: Optional[str] = None) -> Optional[float]:
     """Set `guidance_scale` in `<pipeline_folder>/scheduler/scheduler_config.json`, atomically (a temporary file
     renamed over it: a failure leaves the old file, never half of one), keeping every other key; the model card's
     row for the option and its preset sentence follow, so the card states the scale the folder loads with.
 
+    With `output_dir`, a copy of the folder gets the scale instead and `pipeline_folder` stays as it is; the copy
+    is written next to `output_dir` and renamed into place, so it appears whole or not at all. The pipeline shipped
+    inside the package (`mnist-mimic`) is package data: it is only ever copied, never rewritten.
+
     Args:
-        pipeline_folder (`str`): a saved pipeline folder.
+        pipeline_folder (`str`): a saved pipeline folder, or a shipped pipeline's name (`mnist-mimic`) with
+            `output_dir`.
         scale (`float`): the guidance scale to write.
+        output_dir (`str`, *optional*): a new folder for a calibrated copy of `pipeline_folder`.
     Returns:
         The scale the file held before (None: the step-size rule's default).
+
+    Example:
+        >>> previous = write_guidance_scale("mnist-mimic", 8.0, output_dir="pipelines/mnist-gs8")  # a copy
     """
+    folder = check_write_target(pipeline_folder, output_dir)
+    if output_dir is None:
+        return _write_scale(folder, scale)
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".calibrate-")
+    try:
+        copy = os.path.join(tmp, "pipeline")
+        shutil.copytree(folder, copy)
+        previous = _write_scale(copy, scale)
+        os.replace(copy, output_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return previous
+
+
+def _write_scale(pipeline_folder: str, scale: float) -> Optional[float]:
+    """`write_guidance_scale` in place, on a folder `check_write_target` accepted."""
     from .reports import atomic_write
 
     path = os.path.join(pipeline_folder, "scheduler", "scheduler_config.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{pipeline_folder!r} has no scheduler/scheduler_config.json to write the scale into")
     with open(path) as f:
         config = json.load(f)
     previous = config.get("guidance_scale")

@@ -62,6 +62,24 @@ def resolve_pipeline(path_or_id: str | None) -> str:
     return path_or_id
 
 
+def is_shipped_pipeline(path: str) -> bool:
+    """Whether `path` is a pipeline folder shipped inside the installed package, or a shipped name that resolves to
+    one. Such a folder is package data: commands read it and never rewrite it.
+
+    Args:
+        path (`str`): a folder or a shipped pipeline's name (`mnist-mimic`).
+    Returns:
+        `bool`.
+
+    Example:
+        >>> is_shipped_pipeline("mnist-mimic"), is_shipped_pipeline("pipelines/cifar10-mimic")
+        (True, False)
+    """
+    folder = shipped_pipeline_path(path) if path in SHIPPED_PIPELINES and not os.path.isdir(path) else path
+    shipped = {os.path.realpath(shipped_pipeline_path(name)) for name in SHIPPED_PIPELINES}
+    return os.path.realpath(folder) in shipped
+
+
 def load_pipeline(
     path_or_id: Optional[str] = None, scheduler_options: Optional[dict] = None, device=None, progress_bar: bool = False
 ):

@@ -44,9 +44,10 @@ OPTION_DOCS = {
 # Named recipes; each is a set of options on top of the library defaults below (never on top of another
 # scheduler's options: see `MimicDiffusionScheduler.from_preset`).
 PRESETS = {
-    # MimicDiffusion as this library runs it by default (see README for how defaults were chosen)
+    # the library defaults of MimicDiffusionScheduler (DPS's downsampling H, the rule's default scale)
     "mimic": {},
-    # the paper's text: window 50%..20% T, L1, both terms, H = bicubic *up*sample, R_t = 1/abar^2
+    # the paper's text: window 50%..20% T, L1, both terms, H = bicubic *up*sample, R_t = 1/abar^2; at
+    # guidance_scale=4 it is the shipped MNIST pipeline (docs/method.md, "How the defaults were chosen")
     "mimic-paper": dict(sr_direction="up", step_size_rule="paper", guidance_scale=1.0),
     # the authors' code, made batch independent: window ~79%..11% T, rho = 3000 sqrt(abar),
     # "short range" = nearest-upsampled transpose, i.e. the long-range term counted twice

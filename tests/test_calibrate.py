@@ -235,6 +235,48 @@ def test_bad_command_arguments_are_named(folder, tmp_path, capsys, extra, named)
     assert Path(config_path(folder)).read_bytes() == before
 
 
+def test_the_shipped_pipeline_is_calibrated_only_into_a_copy(tmp_path, capsys, monkeypatch):
+    """`--pipeline mnist-mimic` names the pipeline shipped inside the package: calibrate refuses to rewrite it
+    (before measuring anything), and with --output-dir writes the chosen scale into a copy, keeping the rest."""
+    import mimic_diffusers.commands.calibrate as command
+    from mimic_diffusers.defaults import shipped_pipeline_path
+
+    shipped = shipped_pipeline_path()
+    files = {p: p.read_bytes() for p in Path(shipped).rglob("*") if p.is_file()}
+    quick = ["--num-images", "2", "--scales", "2", "--num-inference-steps", "2", "--tolerance", "100"]
+    with monkeypatch.context() as patch:
+        patch.setattr(command, "calibrate_and_report", lambda *a, **k: pytest.fail("measured before refusing"))
+        for name in ("mnist-mimic", shipped):
+            assert main(["calibrate", "--pipeline", name, *quick]) == 2
+            err = capsys.readouterr().err
+            assert "shipped inside the installed package" in err and "--output-dir FOLDER" in err
+    copy = tmp_path / "mnist-calibrated"
+    assert main(["calibrate", "--pipeline", "mnist-mimic", "--output-dir", str(copy), *quick]) == 0
+    assert f"a copy of {shipped}, which is unchanged" in capsys.readouterr().out
+    before = json.loads(Path(config_path(shipped)).read_text())
+    after = json.loads(Path(config_path(copy)).read_text())
+    assert after.pop("guidance_scale") == 2.0 and {k: v for k, v in before.items() if k != "guidance_scale"} == after
+    assert "| `guidance_scale` | `2.0` |" in (copy / "README.md").read_text()
+    assert {p: p.read_bytes() for p in Path(shipped).rglob("*") if p.is_file()} == files
+    assert main(["calibrate", "--pipeline", "mnist-mimic", "--output-dir", str(copy), *quick]) == 2
+    err = capsys.readouterr().err
+    assert "--output-dir" in err and "already exists" in err
+
+
+def test_write_guidance_scale_copies_and_never_rewrites_the_shipped_pipeline(folder, tmp_path):
+    from mimic_diffusers.calibration import write_guidance_scale
+
+    with pytest.raises(ValueError, match="shipped inside the installed package.*output_dir"):
+        write_guidance_scale("mnist-mimic", 2.0)
+    with pytest.raises(FileExistsError, match="output_dir"):
+        write_guidance_scale(folder, 2.0, output_dir=str(tmp_path))
+    before = Path(config_path(folder)).read_bytes()
+    assert write_guidance_scale(folder, 2.0, output_dir=str(tmp_path / "copy")) is None
+    assert Path(config_path(folder)).read_bytes() == before
+    assert MimicDiffusionPipeline.from_pretrained(tmp_path / "copy").scheduler.config.guidance_scale == 2.0
+    assert sorted(os.listdir(tmp_path)) == ["copy", "pipe"]  # no temporary folder left
+
+
 def test_calibrate_refuses_a_folder_that_is_not_a_pipeline_with_a_classifier(tmp_path, capsys):
     data = image_folder(tmp_path / "data")
     assert main(["calibrate", "--pipeline", str(tmp_path / "absent"), "--dataset", data]) == 2

@@ -97,7 +97,7 @@ def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
     assert resolve_device("cpu") == torch.device("cpu")
 
 
-@pytest.mark.parametrize("command", ["demo", "purify"])
+@pytest.mark.parametrize("command", ["demo", "purify", "bench"])
 def test_device_defaults_to_auto(command):
     from mimic_diffusers.commands.options import device_from
     from mimic_diffusers.devices import resolve_device
@@ -107,7 +107,7 @@ def test_device_defaults_to_auto(command):
     assert args.device == "auto" and device_from(args) == resolve_device("auto")
 
 
-@pytest.mark.parametrize("command", ["demo", "purify"])
+@pytest.mark.parametrize("command", ["demo", "purify", "bench"])
 @pytest.mark.parametrize("device, expected", [("tpu", "auto, cpu, cuda, cuda:N or mps"), ("cuda:x", "cuda:x")])
 def test_unknown_device_is_refused_naming_the_argument(capsys, command, device, expected):
     extra = ["x.png", "--output-dir", "out"] if command == "purify" else []

@@ -5,8 +5,6 @@ and the evaluation: on tiny random stand-ins of the same classes, and (slow) at 
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -26,6 +24,21 @@ def test_config_files_parse(path):
     assert config.attacks and config.threats
 
 
+def test_configs_sharing_a_store_agree_on_its_header():
+    """Configs that read and grow one store (the same output_dir) give the settings its header holds alike, the
+    scheduler options included: the store refuses a config that disagrees, and its records describe one setting."""
+    from mimic_diffusers.evaluation.store import HEADER_FIELDS
+
+    by_store = {}
+    for path in sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml"))):
+        config = EvalConfig.from_file(path)
+        header = {name: getattr(config, name) for name in HEADER_FIELDS}
+        by_store.setdefault(config.output_dir, []).append((os.path.basename(path), header))
+    for store, configs in by_store.items():
+        differ = [name for name, header in configs if header != configs[0][1]]
+        assert not differ, f"{store}: {differ} disagree with {configs[0][0]}"
+
+
 def cifar_folder(root, labels=("airplane", "cat"), per_label=1):
     for label in labels:
         (root / "test" / label).mkdir(parents=True)
@@ -37,25 +50,11 @@ def cifar_folder(root, labels=("airplane", "cat"), per_label=1):
 
 
 def build(unet, classifier, out, *extra):
-    """`mimic-diffusers build-pipeline` in a subprocess, as a user runs it."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mimic_diffusers.cli",
-            "build-pipeline",
-            "--unet",
-            str(unet),
-            "--classifier",
-            str(classifier),
-            "--output-dir",
-            str(out),
-            *extra,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    """`mimic-diffusers build-pipeline`, in this process."""
+    from mimic_diffusers.cli import main
+
+    argv = ["build-pipeline", "--unet", str(unet), "--classifier", str(classifier), "--output-dir", str(out), *extra]
+    assert main(argv) == 0
     return out
 
 

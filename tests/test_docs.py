@@ -205,13 +205,14 @@ def test_attack_table_shows_no_gradient_for_gradient_free_attacks(generator):
 
 
 def test_no_pointer_to_a_readme_section():
-    """README.md is short and its old sections are gone: pages, the page generator's output and the configs point
-    to docs pages instead."""
-    pointer = re.compile(r'README(?:\.md)?(?: \(section|:? ")|see README\b')
+    """README.md is short and its old sections are gone: pages, the page generator's output, the configs and the
+    library's comments point to docs pages instead."""
+    pointer = re.compile(r'README(?:\.md)?(?: \(section|[:,]? ")|see README\b')
     paths = (
         HAND_WRITTEN
         + sorted(glob.glob(os.path.join(GENERATED, "*.md")))
         + sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml")))
+        + sorted(glob.glob(os.path.join(ROOT, "mimic_diffusers", "**", "*.py"), recursive=True))
     )
     hits = [
         f"{os.path.relpath(p, ROOT)}:{i}"

@@ -259,6 +259,22 @@ def test_the_shipped_folder_loaded_as_diffpure_runs_diffpure():
     assert recipe(diffpure.scheduler) == recipe(MimicDiffusionScheduler.from_preset("diffpure"))
 
 
+@pytest.mark.skipif(not os.path.isdir(SHIPPED), reason="needs the shipped pipeline folder")
+def test_the_shipped_recipe_is_the_preset_and_scale_the_docs_name():
+    """The shipped MNIST scheduler is the `mimic-paper` preset at its own scale, as docs/presets.md and the option
+    table of docs/method.md say (with the scale and H's direction written there)."""
+    shipped = MimicDiffusionScheduler.from_pretrained(SHIPPED, subfolder="scheduler")
+    scale = shipped.config.guidance_scale
+    assert recipe(shipped) == recipe(MimicDiffusionScheduler.from_preset("mimic-paper", guidance_scale=scale))
+    docs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
+    with open(os.path.join(docs, "presets.md")) as f:
+        assert f"The shipped MNIST pipeline is `mimic-paper` with `guidance_scale={scale:g}`" in f.read()
+    with open(os.path.join(docs, "method.md")) as f:
+        method = f.read()
+    assert f"**{scale:g} in the shipped MNIST pipeline**" in method
+    assert f'**`"{shipped.config.sr_direction}"` in the shipped MNIST pipeline**' in method
+
+
 def test_baselines_refuse_a_scheduler_outside_their_recipe():
     with pytest.raises(ValueError, match=r"DiffPurePipeline runs the 'diffpure' recipe.*'long_range': True"):
         DiffPurePipeline(unet=tiny_unet(), scheduler=MimicDiffusionScheduler())

@@ -111,6 +111,16 @@ def test_purification_returns_images_labels_and_trajectory(pipe, attack):
     assert strip.size == (4 * 28 * app.UPSCALE + 3 * 2 * app.UPSCALE, 28 * app.UPSCALE)
 
 
+def test_the_guidance_controls_start_at_the_pipelines_options(pipe):
+    """The accordion's controls start at the loaded pipeline's own options (for the shipped pipeline: the shipped
+    default), H's direction included, so a click without changes purifies as the pipeline does."""
+    options = dict(sr_direction="up", guidance_scale=4.0, distance="l2")
+    demo = app.build_demo(pipe.with_scheduler_options(**options))
+    values = {block.label: block.value for block in demo.blocks.values() if hasattr(block, "value")}
+    assert values["Short-range operator H (resamples)"] == "up" and values["Distance"] == "l2"
+    assert values["Guidance scale (empty: the rule's default)"] == 4.0
+
+
 def test_bpda_choice_follows_the_import(monkeypatch, pipe):
     calls = []
 

@@ -155,6 +155,22 @@ def test_report_only_leaves_the_store_unchanged_even_with_a_torn_line(tiny_dir, 
     assert store_bytes(out) == before
 
 
+def test_the_fingerprint_is_the_defense_not_where_it_was_loaded_from(tiny_dir, tmp_path):
+    """A store resumes from any copy of the same pipeline (a checkout, a wheel install): the folder a component
+    was loaded from is no part of its fingerprint; its weights and options are."""
+    import shutil
+
+    from mimic_diffusers import load_pipeline
+    from mimic_diffusers.evaluation.runner import pipeline_fingerprint
+
+    shutil.copytree(tiny_dir, tmp_path / "copy")
+    a, b = load_pipeline(tiny_dir), load_pipeline(str(tmp_path / "copy"))
+    assert a.unet.config._name_or_path != b.unet.config._name_or_path
+    assert pipeline_fingerprint(a) == pipeline_fingerprint(b)
+    b.scheduler.register_to_config(guidance_scale=123.0)
+    assert pipeline_fingerprint(a) != pipeline_fingerprint(b)
+
+
 def test_a_store_refuses_a_config_made_with_other_settings(tiny_dir, tmp_path):
     out = tmp_path / "store"
     attacks = [{"name": "bpda-eot", "params": {"steps": 1}}]

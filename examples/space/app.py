@@ -53,9 +53,12 @@ GUIDANCE_KEYS = (
     "distance",
     "long_range",
     "short_range",
+    "sr_direction",
     "step_size_rule",
     "guidance_scale",
 )
+# the short-range operator H: "up" (a bicubic upsampling, the paper's wording) or "down" (DPS's forward operator)
+SR_DIRECTIONS = ("up", "down")
 
 
 def available_attacks() -> List[str]:
@@ -219,6 +222,7 @@ def build_demo(pipe: Optional[MimicDiffusionPipeline] = None, default_steps: int
         distance,
         long_range,
         short_range,
+        sr_direction,
         step_size_rule,
         guidance_scale,
         seed,
@@ -236,7 +240,16 @@ def build_demo(pipe: Optional[MimicDiffusionPipeline] = None, default_steps: int
         guidance = dict(
             zip(
                 GUIDANCE_KEYS,
-                (window_start, window_end, distance, long_range, short_range, step_size_rule, guidance_scale),
+                (
+                    window_start,
+                    window_end,
+                    distance,
+                    long_range,
+                    short_range,
+                    sr_direction,
+                    step_size_rule,
+                    guidance_scale,
+                ),
             )
         )
         progress(0.05, desc=f"attack: {attack}")
@@ -297,6 +310,9 @@ def build_demo(pipe: Optional[MimicDiffusionPipeline] = None, default_steps: int
                     distance = gr.Radio(sorted(DISTANCES), value=config.distance, label="Distance")
                     long_range = gr.Checkbox(config.long_range, label="Long-range guidance")
                     short_range = gr.Checkbox(config.short_range, label="Short-range guidance")
+                    sr_direction = gr.Radio(
+                        list(SR_DIRECTIONS), value=config.sr_direction, label="Short-range operator H (resamples)"
+                    )
                     step_size_rule = gr.Dropdown(
                         sorted(STEP_SIZE_RULES), value=config.step_size_rule, label="Step size rule"
                     )
@@ -346,6 +362,7 @@ def build_demo(pipe: Optional[MimicDiffusionPipeline] = None, default_steps: int
                 distance,
                 long_range,
                 short_range,
+                sr_direction,
                 step_size_rule,
                 guidance_scale,
                 seed,

@@ -39,7 +39,7 @@ class _ReferencePath(torch.autograd.Function):
 
 
 def _reference_path(pipe, latents, reference, t, variance_noise, reference_noise, abs_fn):
-    """Feedback cut (README, "Why the exact attack was weak"): dg/dy of one guided step as a zero-valued term."""
+    """Feedback cut (docs/attack-choice.md, "The mechanism"): dg/dy of one guided step as a zero-valued term."""
 
     def guidance(x_t, ref):
         leaf = x_t.detach().requires_grad_(True)

@@ -10,7 +10,8 @@ How its gradient w.r.t. the input is computed is the `gradient` mode:
   chain-rule derivative of that surrogate chain.
 - 'feedback-cut': as 'exact', but each guidance term's derivative w.r.t. x_t (the linearised feedback
   of the sign pull) is dropped, its derivative w.r.t. the input kept. Not the exact gradient; measured
-  on the shipped MNIST default it is the stronger attack (README, "Why the exact attack was weak").
+  on the earlier MNIST default (guidance_scale=16, sr_direction='down') it is the stronger attack
+  (docs/attack-choice.md, "The mechanism").
 - 'classifier': the gradient of the bare classifier (non-adaptive attacks: purification ignored).
 Every forward draws fresh purification noise (EOT sees new samples). Seeded with one integer, the noise
 comes from the module's own generator, so it depends on the batch; `forward_draws(x, draws)` gives every

@@ -3,10 +3,11 @@
 import json
 import os
 
+from .options import add_device_argument, device_from
+
 
 def add_arguments(p, name):
     p.add_argument("--pipeline", help="pipeline folder, Hub id or shipped name (default: the shipped mnist-mimic)")
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 64])
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--repeats", type=int, default=2)
@@ -17,12 +18,7 @@ def add_arguments(p, name):
     p.add_argument("--output-dir", default="benchmarks/results")
     p.add_argument("--speedups", action="store_true", help="also time channels_last, torch.compile and autocast")
     p.add_argument("--skip-memory", action="store_true", help="timing only (no memory or exact-gradient cases)")
-
-
-def _cuda():
-    import torch
-
-    return torch.cuda.is_available()
+    add_device_argument(p)
 
 
 def run(args):
@@ -37,6 +33,7 @@ def run(args):
         or min(args.memory_batch, args.gradient_batch) < 1
     ):
         raise ValueError("--batch-sizes, --steps, --repeats, --memory-batch and --gradient-batch must be >= 1")
+    device = device_from(args)
     cases = (
         dict(memory_steps=(), gradient_steps=())
         if args.skip_memory
@@ -44,7 +41,7 @@ def run(args):
     )
     result = run_benchmark(
         resolve_pipeline(args.pipeline),
-        args.device,
+        str(device),  # 'cpu', 'cuda', 'cuda:1' or 'mps'
         tuple(args.batch_sizes),
         args.steps,
         args.repeats,
@@ -54,7 +51,7 @@ def run(args):
         **cases,
     )
     os.makedirs(args.output_dir, exist_ok=True)
-    tag = ("cuda" if args.device.startswith("cuda") else "cpu") + ("-speedups" if args.speedups else "")
+    tag = device.type + ("-speedups" if args.speedups else "")
     atomic_write(os.path.join(args.output_dir, f"bench-{tag}.json"), json.dumps(result, indent=1))
     table = markdown(result)
     atomic_write(os.path.join(args.output_dir, f"bench-{tag}.md"), table)

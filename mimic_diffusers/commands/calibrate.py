@@ -1,4 +1,5 @@
-"""`calibrate`: choose a pipeline folder's guidance scale on clean images and write it into its scheduler config.
+"""`calibrate`: choose a pipeline folder's guidance scale on clean images and write it into its scheduler config
+(or into a copy of the folder, with --output-dir: the only way for the pipeline shipped inside the package).
 
 A scale passes when clean accuracy through the purifier is at most --tolerance points below the classifier's own
 on the same images; among the passing scales --prefer picks the smallest (default) or the largest
@@ -32,8 +33,12 @@ def add_arguments(p, name):
     p.add_argument(
         "--pipeline",
         required=True,
-        help="a local pipeline folder with a classifier; the chosen scale is "
-        "written into its scheduler/scheduler_config.json",
+        help="a local pipeline folder with a classifier, or a shipped name (mnist-mimic); the chosen scale is "
+        "written into its scheduler/scheduler_config.json (the shipped pipeline only into a copy: --output-dir)",
+    )
+    p.add_argument(
+        "--output-dir",
+        help="write the chosen scale into a copy of --pipeline in this new folder and leave --pipeline unchanged",
     )
     add_calibration_arguments(p)
     p.add_argument(
@@ -133,22 +138,26 @@ def calibrate_and_report(pipe, dataset: str, split: str, args, skip: int = 0):
 
 def run(args):
     from ..calibration import write_guidance_scale
+    from ..defaults import SHIPPED_PIPELINES, is_shipped_pipeline, resolve_pipeline
     from ..pipeline_mimic_diffusion import MimicDiffusionPipeline
 
-    if not os.path.isdir(args.pipeline):
+    folder = resolve_pipeline(args.pipeline) if args.pipeline in SHIPPED_PIPELINES else args.pipeline
+    if not os.path.isdir(folder):
         raise NotADirectoryError(
-            f"--pipeline {args.pipeline!r} is not a folder: calibrate measures a local pipeline "
-            "folder and writes the chosen scale into it"
+            f"--pipeline {args.pipeline!r} is neither a folder nor a shipped pipeline's name "
+            f"({', '.join(SHIPPED_PIPELINES)}): calibrate measures a local pipeline folder and writes the chosen "
+            "scale into it"
         )
-    if not os.path.isfile(os.path.join(args.pipeline, "scheduler", "scheduler_config.json")):
+    if not os.path.isfile(os.path.join(folder, "scheduler", "scheduler_config.json")):
         raise FileNotFoundError(
             f"--pipeline {args.pipeline!r} has no scheduler/scheduler_config.json: is it a pipeline folder?"
         )
     check_calibration_flags(args)
     if args.skip < 0:
         raise ValueError(f"--skip must be an integer >= 0, got {args.skip}")
+    check_output(args, folder, is_shipped_pipeline(folder))
     device = device_from(args)
-    pipe = MimicDiffusionPipeline.from_pretrained(args.pipeline)
+    pipe = MimicDiffusionPipeline.from_pretrained(folder)
     if pipe.classifier is None:
         raise ValueError(
             f"--pipeline {args.pipeline!r} has no classifier: calibration compares its clean accuracy "
@@ -166,13 +175,15 @@ def run(args):
         )
         return 1
     if args.dry_run:
-        print(f"--dry-run: {args.pipeline} is unchanged")
+        print(f"--dry-run: {folder} is unchanged" + (f"; {args.output_dir} is not written" if args.output_dir else ""))
         return 0
-    previous = write_guidance_scale(args.pipeline, result.chosen)
-    path = os.path.join(args.pipeline, "scheduler", "scheduler_config.json")
+    previous = write_guidance_scale(folder, result.chosen, output_dir=args.output_dir)
+    target = args.output_dir or folder
+    path = os.path.join(target, "scheduler", "scheduler_config.json")
     was = "the step-size rule's default" if previous is None else f"{previous:g}"
-    print(f"wrote guidance_scale={result.chosen:g} into {path} (was {was})")
-    results_path = os.path.join(args.pipeline, "results.json")
+    copied = f" (a copy of {folder}, which is unchanged)" if args.output_dir else ""
+    print(f"wrote guidance_scale={result.chosen:g} into {path}{copied} (was {was})")
+    results_path = os.path.join(target, "results.json")
     if os.path.isfile(results_path) and measured(results_path):
         print(
             f"note: the figures in {results_path} and the model card were measured at the previous scale; rebuild "
@@ -180,6 +191,24 @@ def run(args):
             "refresh them"
         )
     return 0
+
+
+def check_output(args, folder: str, shipped: bool) -> None:
+    """Refuse, before measuring for minutes, a write calibrate would refuse after: the shipped pipeline in place
+    (package data), or an --output-dir that exists already."""
+    if args.dry_run:
+        return
+    if args.output_dir is None and shipped:
+        raise ValueError(
+            f"--pipeline {args.pipeline!r} is the pipeline shipped inside the installed package ({folder}), which "
+            "calibrate never rewrites: pass --output-dir FOLDER to write a calibrated copy, or --dry-run to measure "
+            "only"
+        )
+    if args.output_dir is not None and os.path.exists(args.output_dir):
+        raise ValueError(
+            f"--output-dir {args.output_dir!r} already exists: calibrate writes its copy into a new folder (to "
+            "calibrate that folder in place, pass it as --pipeline)"
+        )
 
 
 def measured(results_path: str) -> bool:

@@ -254,7 +254,9 @@ def pipeline_fingerprint(pipe) -> str:
         if component is None:
             continue
         config = getattr(component, "config", None)
-        h.update(f"{name}:{sorted(dict(config).items()) if config is not None else type(component).__name__}".encode())
+        # where the weights were loaded from is no part of the defense: a store resumes from any install path
+        items = sorted((k, v) for k, v in dict(config).items() if k != "_name_or_path") if config is not None else None
+        h.update(f"{name}:{items if items is not None else type(component).__name__}".encode())
         if isinstance(component, torch.nn.Module):
             for key, tensor in sorted(component.state_dict().items()):
                 h.update(key.encode())
