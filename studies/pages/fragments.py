@@ -14,7 +14,7 @@ from mimic_diffusers.reports import markdown_table
 from mimic_diffusers.scheduling_mimic import OPTION_DOCS
 
 from .ablation import baselines, table5
-from .common import RESULTS, ROOT, load, page, rel, render
+from .common import RESULTS, ROOT, load, page, render
 from .frontier_study import SOURCES, finding, frontier, frontier_answer, frontier_commands, shipped_point, study
 
 
@@ -76,23 +76,25 @@ FRAGMENTS = {
     "_frontier_commands.md": frontier_commands,
 }
 
-# report folder -> the config whose view of the earlier default's store it summarizes
-REPORTS = {
-    "eval-mnist-default": "configs/mnist-default.yaml",
-    "eval-mnist-bpda-budget-curve": "configs/mnist-bpda-budget-curve.yaml",
-    "eval-mnist-feedback-cut-eot-curve": "configs/mnist-feedback-cut-eot-curve.yaml",
-    "eval-mnist-step-size-curve": "configs/mnist-step-size-curve.yaml",
-    "eval-mnist-tuned-bpda-256": "configs/mnist-tuned-bpda-256.yaml",
-    "eval-mnist-worst-case-64": "configs/mnist-worst-case-64.yaml",
-}
+# the configs of the earlier default's store (`output_dir`), each with its committed report (`report_dir`)
+REPORT_CONFIGS = (
+    "default",
+    "bpda-budget-curve",
+    "feedback-cut-eot-curve",
+    "step-size-curve",
+    "tuned-bpda-256",
+    "worst-case-64",
+)
 
 
 def evaluation_reports() -> dict:
-    """{path: text} of each committed report folder's summary.json and results.md, summarized from its store
-    exactly as `mimic-diffusers evaluate --config CONFIG --report-only` would."""
-    out, records = {}, read_records(os.path.join(RESULTS, "eval-mnist-default"))
-    for folder, config in REPORTS.items():
-        summary = summarize(records, EvalConfig.from_file(os.path.join(ROOT, config)))
-        out[f"{rel(os.path.join(RESULTS, folder))}/summary.json"] = json.dumps(summary, indent=1)
-        out[f"{rel(os.path.join(RESULTS, folder))}/results.md"] = markdown_table(summary)
+    """{path: text} of each config's committed summary.json and results.md, summarized from its store exactly
+    as `mimic-diffusers evaluate --config CONFIG --report-only` writes them."""
+    out = {}
+    for name in REPORT_CONFIGS:
+        config = EvalConfig.from_file(os.path.join(ROOT, "configs", f"mnist-{name}.yaml"))
+        summary = summarize(read_records(os.path.join(ROOT, config.output_dir)), config)
+        folder = config.report_dir or config.output_dir
+        out[f"{folder}/summary.json"] = json.dumps(summary, indent=1)
+        out[f"{folder}/results.md"] = markdown_table(summary)
     return out
