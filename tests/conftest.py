@@ -1,3 +1,8 @@
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import runpy
+
 import pytest
 import torch
 from diffusers import UNet2DModel
@@ -58,3 +63,42 @@ def tiny_pipeline_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-pipe")
     tiny_pipeline(size=28).save_pretrained(path)
     return str(path)
+
+
+def start_fork_server():
+    """Start (once) the fork server that every `start_forked_cli` child comes from; it imports the library and
+    builds the MNIST split in the background (tests/forked_cli.py) while other tests run."""
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["forked_cli"])
+    # the server imports its preload with the sys.path of a fresh interpreter: give it this folder
+    python_path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(os.path.abspath(__file__)), python_path]))
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        if python_path is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = python_path
+
+
+def pytest_collection_modifyitems(items):
+    if any(getattr(item.module, "USES_FORK_SERVER", False) for item in items if item.module is not None):
+        start_fork_server()
+
+
+def start_forked_cli(argv, log_path, env=None, late_rank_s=0):
+    """`mimic-diffusers <argv>` in a child process (stdout and stderr to `log_path`, `env` added to its environment,
+    rank 1's first store read `late_rank_s` late), to be killed mid-run or run as one of several ranks. The child
+    is forked from a fork server that has imported the library and built the MNIST split once (tests/forked_cli.py),
+    so it reaches its work in a fraction of a second instead of the seconds a fresh interpreter takes. A test module
+    that calls this sets `USES_FORK_SERVER = True`, so the server starts when the tests are collected."""
+    start_fork_server()
+    values = {"ARGV": list(argv), "LOG": str(log_path), "ENV": dict(env or {}), "LATE_RANK_S": late_rank_s}
+    proc = multiprocessing.get_context("forkserver").Process(
+        target=runpy.run_module,
+        args=("forked_cli",),
+        kwargs={"init_globals": values, "run_name": "__forked__"},
+        daemon=True,
+    )
+    proc.start()
+    return proc

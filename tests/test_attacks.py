@@ -1,7 +1,6 @@
 """Attacks: each one breaks an undefended model where random noise of the same size does not, stays in its
 eps ball, is reproducible from its seed alone, and, created by name, breaks a defended pipeline."""
 
-
 import pytest
 import torch
 from conftest import gen, tiny_pipeline
@@ -84,8 +83,9 @@ def test_attack_breaks_undefended_model_where_noise_does_not_and_stays_in_the_ba
 
 
 def test_every_registered_attack_is_reproducible_from_its_seed_alone():
-    """Same seed, same x_adv, whatever ran in between (Square and AutoAttack reseed torch's global RNG
-    inside themselves) and whatever the global RNG holds; no attack changes the global RNG either."""
+    """Same seed, same x_adv, whatever ran in between (every other attack, and Square and AutoAttack, which
+    reseed torch's global RNG inside themselves) and whatever the global RNG holds; no attack changes the
+    global RNG either."""
     pipe = tiny_pipeline(step_size_rule="constant", guidance_scale=30.0)
     x, y = torch.rand(2, 1, 16, 16, generator=gen(0)), torch.tensor([1, 2])
     budgets = {
@@ -103,21 +103,23 @@ def test_every_registered_attack_is_reproducible_from_its_seed_alone():
             eps=0.3 if norm == "Linf" else 2.0,
             norm=norm,
             seed=seed,
-            num_inference_steps=4,
+            num_inference_steps=2,  # the second step (t = 499) is guided
             **budgets.get(name, dict(steps=2)),
         )(x, y)
 
     assert set(budgets) | {"pgd-classifier", "pgd-eot", "bpda-eot", "exact-pgd-eot", "feedback-cut-pgd-eot"} == set(
         ATTACKS
     )
+    first = {}
     for name in list_attacks():
         torch.manual_seed(1)
         state = torch.get_rng_state()
-        first = run(name, seed=5)
+        first[name] = run(name, seed=5)
         assert torch.equal(torch.get_rng_state(), state), f"{name} changed torch's global RNG"
-        run("square", seed=11), run("autoattack-standard", seed=12)
-        torch.manual_seed(2), torch.rand(7)
-        assert torch.equal(run(name, seed=5), first), f"{name} is not reproducible from its seed"
+    run("square", seed=11), run("autoattack-standard", seed=12)
+    torch.manual_seed(2), torch.rand(7)
+    for name in list_attacks():
+        assert torch.equal(run(name, seed=5), first[name]), f"{name} is not reproducible from its seed"
 
 
 def test_create_attack_rejects_bad_input():
@@ -165,14 +167,17 @@ def defended_accuracy(pipe, x, y, steps):
     return (PurifyThenClassify(pipe, num_inference_steps=steps, seed=1).predict(x)[0] == y).float().mean().item()
 
 
-REGISTRY_BUDGETS = {  # the gradient attacks, at budgets that run in seconds on the shipped MNIST pipeline
-    "pgd-classifier": ("Linf", 0.3, dict(steps=20)),
-    "pgd-eot": ("Linf", 0.3, dict(steps=5)),
-    "bpda-eot": ("Linf", 0.3, dict(steps=5)),
-    "exact-pgd-eot": ("Linf", 0.3, dict(steps=5, tau=0.5, loss="margin")),
-    "feedback-cut-pgd-eot": ("Linf", 0.3, dict(steps=5, tau=0.5, loss="margin")),
-    "autoattack-standard": ("Linf", 0.3, dict(n_iter=3, n_queries=10, n_target_classes=1)),
-    "autoattack-rand": ("Linf", 0.3, dict(n_iter=3, eot=1)),
+DIFFPURE_STEPS = 20  # DiffPure runs the last 10% of them: 2 stochastic purification steps from t* = 0.1
+# The gradient attacks, at budgets that run in seconds on the shipped MNIST pipeline; the chain gradients without
+# per-step checkpointing (the same gradient, tests/test_gradients.py, with nothing recomputed in the backward).
+REGISTRY_BUDGETS = {
+    "pgd-classifier": ("Linf", 0.3, dict(steps=10)),
+    "pgd-eot": ("Linf", 0.3, dict(steps=3, checkpoint_steps=False)),
+    "bpda-eot": ("Linf", 0.3, dict(steps=3)),
+    "exact-pgd-eot": ("Linf", 0.3, dict(steps=3, tau=0.5, loss="margin", checkpoint_steps=False)),
+    "feedback-cut-pgd-eot": ("Linf", 0.3, dict(steps=3, tau=0.5, loss="margin", checkpoint_steps=False)),
+    "autoattack-standard": ("Linf", 0.3, dict(n_iter=2, n_queries=5, n_target_classes=1)),
+    "autoattack-rand": ("Linf", 0.3, dict(n_iter=2, eot=1)),
     # C&W is a minimum-norm attack without EOT: against a stochastic purifier it needs a larger l_2 ball
     "cw-l2": ("L2", 6.0, dict(c=10.0, kappa=2.0, steps=50, lr=0.1)),
 }
@@ -182,18 +187,30 @@ def test_the_registry_budgets_cover_every_gradient_attack():
     assert set(REGISTRY_BUDGETS) == set(list_attacks(gradient_free=False))
 
 
-@pytest.mark.parametrize("name", list(REGISTRY_BUDGETS))
-def test_registry_attack_breaks_diffpure_where_noise_does_not(mnist, name):
-    """On the shipped pipeline with the DiffPure preset (plain autograd is a real attack there; 10 steps
-    from t* = 0.1), every gradient attack created by name takes accuracy well below clean and below a
-    random perturbation of its size, inside its eps ball."""
+@pytest.fixture(scope="module")
+def diffpure(mnist):
+    """The shipped pipeline with the DiffPure preset, its clean accuracy and its accuracy under random noise
+    of each threat's size (shared by every attack: attacks do not change the pipeline)."""
     x, y = mnist
-    pipe, steps = shipped_with("diffpure"), 100
+    pipe = shipped_with("diffpure")
+    noise = {
+        (norm, eps): defended_accuracy(pipe, random_perturbation(x, eps, norm), y, DIFFPURE_STEPS)
+        for norm, eps, _ in REGISTRY_BUDGETS.values()
+    }
+    return pipe, defended_accuracy(pipe, x, y, DIFFPURE_STEPS), noise
+
+
+@pytest.mark.parametrize("name", list(REGISTRY_BUDGETS))
+def test_registry_attack_breaks_diffpure_where_noise_does_not(mnist, diffpure, name):
+    """On the shipped pipeline with the DiffPure preset (plain autograd is a real attack there), every
+    gradient attack created by name takes accuracy well below clean and below a random perturbation of its
+    size, inside its eps ball."""
+    x, y = mnist
+    pipe, clean, noises = diffpure
     norm, eps, params = REGISTRY_BUDGETS[name]
-    clean = defended_accuracy(pipe, x, y, steps)
-    noise = defended_accuracy(pipe, random_perturbation(x, eps, norm), y, steps)
-    x_adv = create_attack(name, pipe, eps=eps, norm=norm, seed=0, num_inference_steps=steps, **params)(x, y)
-    attacked = defended_accuracy(pipe, x_adv, y, steps)
+    noise = noises[norm, eps]
+    x_adv = create_attack(name, pipe, eps=eps, norm=norm, seed=0, num_inference_steps=DIFFPURE_STEPS, **params)(x, y)
+    attacked = defended_accuracy(pipe, x_adv, y, DIFFPURE_STEPS)
     assert clean == 1.0 and noise >= 0.75
     assert attacked <= noise - 0.25, f"{name}: clean {clean}, noise {noise}, attacked {attacked}"
     if ATTACKS[name].adaptive:  # the non-adaptive PGD on the bare classifier only has to beat noise
@@ -203,13 +220,27 @@ def test_registry_attack_breaks_diffpure_where_noise_does_not(mnist, name):
 
 
 def test_feedback_cut_breaks_the_guided_chain_where_noise_does_not(mnist):
-    """On the shipped MimicDiffusion default (20 steps, 6 guided), the feedback-cut gradient attack
-    created by name takes accuracy well below a random perturbation of its size."""
-    x, y = mnist
-    pipe, steps = shipped_with(), 20
+    """On the shipped UNet and classifier with a guided MimicDiffusion recipe (guidance scale 16, short range
+    down: 6 of 20 steps guided; set here, so the test does not follow the shipped default's recipe), the
+    feedback-cut gradient attack created by name takes accuracy well below a random perturbation of its
+    size, on 4 images."""
+    x, y = mnist[0][:4], mnist[1][:4]
+    pipe, steps = shipped_with().with_scheduler_options(guidance_scale=16.0, sr_direction="down"), 20
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler.set_timesteps(steps)
+    assert sum(bool(pipe.scheduler.in_window(t)) for t in pipe.scheduler.purification_timesteps()) == 6
     noise = defended_accuracy(pipe, random_perturbation(x, 0.3, "Linf"), y, steps)
+    # without per-step checkpointing (same gradient, tests/test_gradients.py) the backward recomputes nothing
     x_adv = create_attack(
-        "feedback-cut-pgd-eot", pipe, eps=0.3, seed=0, num_inference_steps=steps, steps=5, tau=0.5, loss="margin"
+        "feedback-cut-pgd-eot",
+        pipe,
+        eps=0.3,
+        seed=0,
+        num_inference_steps=steps,
+        steps=2,
+        tau=0.5,
+        loss="margin",
+        checkpoint_steps=False,
     )(x, y)
     assert noise >= 0.75 and defended_accuracy(pipe, x_adv, y, steps) <= 0.5
 

@@ -13,17 +13,26 @@ def test_batched_eot_equals_looped_eot(name):
     # float64: float32 rounding through the second-order chain reaches 1e-3 relative and would hide a real
     # difference
     pipe = tiny_pipeline(guidance_scale=50.0).to(torch.float64)
-    x = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    y = torch.tensor([1, 2, 3])
+    x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = torch.tensor([1, 2])
     runs = {}
     chain = {} if name == "bpda-eot" else {"tau": 0.5}
-    for eot_batch in (1, 2, 4, "auto"):
+    # 3 draws: one per chain, chains of 2 and 1, all 3 in one chain ("auto": they fit); 4 steps, 2 of them guided
+    for eot_batch in (1, 2, "auto"):
         attack = create_attack(
-            name, pipe, eps=0.3, seed=5, steps=2, eot=4, num_inference_steps=6, eot_batch=eot_batch, **chain
+            name, pipe, eps=0.3, seed=5, steps=1, eot=3, num_inference_steps=4, eot_batch=eot_batch, **chain
         )
-        grad, score = attack._loss_grad(x, y)
-        runs[eot_batch] = (attack(x, y), grad, score)
-    for eot_batch in (2, 4, "auto"):
+        assert eot_batch != "auto" or attack.defense.max_draws_per_forward(x, 3) == 3
+        grads, loss_grad = [], attack._loss_grad  # one PGD step: the gradient at the start, then at the end
+
+        def spy(*args, loss_grad=loss_grad, grads=grads):
+            grads.append(loss_grad(*args))
+            return grads[-1]
+
+        attack._loss_grad = spy
+        runs[eot_batch] = (attack(x, y), *grads[0], *grads[1])
+        assert len(grads) == 2 and attack.draws == 6  # the second gradient used draws 3..5
+    for eot_batch in (2, "auto"):
         for looped, batched in zip(runs[1], runs[eot_batch]):
             torch.testing.assert_close(batched, looped, rtol=1e-6, atol=1e-7)
     assert runs[1][1].abs().sum() > 0  # the gradient is not trivially zero

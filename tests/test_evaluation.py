@@ -10,9 +10,12 @@ import time
 
 import pytest
 import torch
+from conftest import start_forked_cli
 
 from mimic_diffusers.evaluation import EvalConfig, read_records, run_evaluation, score_votes
 from mimic_diffusers.metrics import accuracy, majority_vote, wilson_interval, worst_case
+
+USES_FORK_SERVER = True  # children from the fork server (tests/conftest.py: start_forked_cli)
 
 
 def test_wilson_interval_known_values():
@@ -35,7 +38,7 @@ def test_majority_vote_and_worst_case():
     }
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def pipeline_dir(tiny_pipeline_dir):
     return tiny_pipeline_dir
 
@@ -46,7 +49,7 @@ def make_config(pipeline_dir, output_dir, **kw):
         output_dir=str(output_dir),
         num_samples=6,
         batch_size=2,
-        num_inference_steps=4,
+        num_inference_steps=2,  # 999 and 499: the second step is guided
         votes=3,
         threats=[{"norm": "Linf", "eps": 0.1}, {"norm": "Linf", "eps": 0.3}],
         attacks=[
@@ -54,10 +57,18 @@ def make_config(pipeline_dir, output_dir, **kw):
             {"name": "bpda-eot", "params": {"steps": 1}},
             {"name": "square", "params": {"n_queries": 3}},
         ],
-        examples=2,
+        examples=0,  # the example grids are drawn (and checked) once, in a store of one attack
     )
     config.update(kw)
     return config
+
+
+@pytest.fixture(scope="module")
+def reference_store(pipeline_dir, tmp_path_factory):
+    """One uninterrupted run of the default config: its folder and summary."""
+    output_dir = tmp_path_factory.mktemp("reference")
+    summary = run_evaluation(EvalConfig(**make_config(pipeline_dir, output_dir)).validate())
+    return output_dir, summary
 
 
 def normalized(records):
@@ -77,8 +88,8 @@ def normalized(records):
     return out
 
 
-def test_reports_written(pipeline_dir, tmp_path):
-    summary = run_evaluation(EvalConfig(**make_config(pipeline_dir, tmp_path)).validate())
+def test_reports_written(reference_store):
+    tmp_path, summary = reference_store
     for name in ("summary.json", "results.md", "accuracy_vs_eps.png", "results.rank0.jsonl"):
         assert os.path.isfile(tmp_path / name), name
     assert set(summary["threats"]) == {"Linf-0.1", "Linf-0.3"}
@@ -92,24 +103,19 @@ def test_reports_written(pipeline_dir, tmp_path):
     assert run["units"] == 9 and run["wall_s"] > 0 and "CPU cores" in run["machine"]
 
 
-def test_killed_run_resumes_without_loss_or_double_counting(pipeline_dir, tmp_path):
-    reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
-    run_evaluation(EvalConfig(**make_config(pipeline_dir, reference_dir)).validate())
+def test_killed_run_resumes_without_loss_or_double_counting(pipeline_dir, reference_store, tmp_path):
+    (reference_dir, _), killed_dir = reference_store, tmp_path / "killed"
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(make_config(pipeline_dir, killed_dir)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mimic_diffusers.cli", "evaluate", "--config", str(config_path)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # `mimic-diffusers evaluate` in a child process (from the fork server: imports done), killed mid-run
+    proc = start_forked_cli(["evaluate", "--config", str(config_path)], tmp_path / "killed.out")
     shard = killed_dir / "results.rank0.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and (not shard.exists() or shard.read_text().count("\n") < 2):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    assert proc.exitcode == -signal.SIGKILL
     done_before = shard.read_text().count("\n")
     # one record per attack: 3 clean + 3 batches x 2 threats x 3 attacks
     assert 2 <= done_before < 21, "the kill must land mid-run"
@@ -126,55 +132,51 @@ def test_killed_run_resumes_without_loss_or_double_counting(pipeline_dir, tmp_pa
         assert got["threats"][key]["worst_case"] == ref["threats"][key]["worst_case"]
 
 
-def test_attack_added_later_runs_alone_and_matches_a_run_with_it_from_the_start(pipeline_dir, tmp_path):
+def test_attack_added_later_runs_alone_and_matches_a_run_with_it_from_the_start(
+    pipeline_dir, reference_store, tmp_path
+):
     """A store grows: adding an attack to the config runs only that attack (one record more per unit),
-    and the merged results equal those of a run that had the attack from the start."""
-    first, second = [{"name": "pgd-classifier", "params": {"steps": 2}}], {"name": "bpda-eot", "params": {"steps": 1}}
-    grown, reference = tmp_path / "grown", tmp_path / "reference"
+    and the merged results equal those of a run that had the attack from the start (the reference store)."""
+    attacks = make_config(pipeline_dir, tmp_path)["attacks"]
+    first, grown = attacks[:2], tmp_path / "grown"
     run_evaluation(EvalConfig(**make_config(pipeline_dir, grown, attacks=first, num_samples=4)).validate())
     before, first_report = read_records(str(grown)), (grown / "results.md").read_text()
     # a second config grows the first one's store and writes its reports apart (report_dir)
     summary = run_evaluation(
-        EvalConfig(
-            **make_config(
-                pipeline_dir, grown, attacks=first + [second], num_samples=6, report_dir=str(tmp_path / "reports")
-            )
-        ).validate()
+        EvalConfig(**make_config(pipeline_dir, grown, num_samples=6, report_dir=str(tmp_path / "reports"))).validate()
     )
     assert (grown / "results.md").read_text() == first_report
-    assert "bpda-eot" in (tmp_path / "reports" / "results.md").read_text()
+    assert "square" in (tmp_path / "reports" / "results.md").read_text()
     after = read_records(str(grown))
     assert after[: len(before)] == before  # nothing rewritten
     added = after[len(before) :]
-    # batches 0-1: only the new attack on each threat; batch 2: clean + both attacks on each threat,
+    # batches 0-1: only the new attack on each threat; batch 2: clean + every attack on each threat,
     # one record per attack
     assert sorted((r["batch"], r["threat"], tuple(r.get("attacks", {}))) for r in added) == [
-        (0, "Linf-0.1", ("bpda-eot",)),
-        (0, "Linf-0.3", ("bpda-eot",)),
-        (1, "Linf-0.1", ("bpda-eot",)),
-        (1, "Linf-0.3", ("bpda-eot",)),
+        (0, "Linf-0.1", ("square",)),
+        (0, "Linf-0.3", ("square",)),
+        (1, "Linf-0.1", ("square",)),
+        (1, "Linf-0.3", ("square",)),
         (2, "Linf-0.1", ("bpda-eot",)),
         (2, "Linf-0.1", ("pgd-classifier",)),
+        (2, "Linf-0.1", ("square",)),
         (2, "Linf-0.3", ("bpda-eot",)),
         (2, "Linf-0.3", ("pgd-classifier",)),
+        (2, "Linf-0.3", ("square",)),
         (2, "clean", ()),
     ]
-    expected = run_evaluation(EvalConfig(**make_config(pipeline_dir, reference, attacks=first + [second])).validate())
+    expected = reference_store[1]
     for key, threat in expected["threats"].items():
         got = summary["threats"][key]
-        assert list(got["attacks"]) == ["pgd-classifier", "bpda-eot"] and got["n"] == 6
+        assert list(got["attacks"]) == ["pgd-classifier", "bpda-eot", "square"] and got["n"] == 6
         for name, result in threat["attacks"].items():
             assert got["attacks"][name]["correct"] == result["correct"], (key, name)
         assert got["worst_case"] == threat["worst_case"]
     # a config asking for fewer samples than the store holds reports its own N
     smaller = run_evaluation(
-        EvalConfig(
-            **make_config(
-                pipeline_dir, grown, attacks=first + [second], num_samples=4, report_dir=str(tmp_path / "reports4")
-            )
-        ).validate()
+        EvalConfig(**make_config(pipeline_dir, grown, num_samples=4, report_dir=str(tmp_path / "reports4"))).validate()
     )
-    assert smaller["threats"]["Linf-0.1"]["n"] == 4 and smaller["threats"]["Linf-0.1"]["attacks"]["bpda-eot"]["n"] == 4
+    assert smaller["threats"]["Linf-0.1"]["n"] == 4 and smaller["threats"]["Linf-0.1"]["attacks"]["square"]["n"] == 4
     assert read_records(str(grown)) == after
 
 
@@ -195,43 +197,63 @@ def test_store_of_other_batches_or_attack_params_is_a_clear_error(pipeline_dir, 
     assert list(summary["threats"]["Linf-0.1"]["attacks"]) == ["pgd-classifier", "pgd-classifier-5"]
 
 
-LATE_RANK_LAUNCHER = """
-import os, sys, time
-from mimic_diffusers.evaluation import store
+CASCADE_ATTACKS = [
+    {"name": "pgd-classifier", "params": {"steps": 3}},
+    {"name": "bpda-eot", "params": {"steps": 1}},
+    {"name": "square", "params": {"n_queries": 3}},
+]
+
+
+@pytest.fixture(scope="module")
+def cascade_store(pipeline_dir, tmp_path_factory):
+    """One single-process cascade run of three attacks: its folder and summary."""
+    output_dir = tmp_path_factory.mktemp("cascade")
+    # The data-parallel ranks run with OMP_NUM_THREADS=1; this reference must too, since CPU kernels may sum in
+    # a thread-count-dependent order and sign(.) in the guidance can amplify a last-bit difference.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        config = EvalConfig(**make_config(pipeline_dir, output_dir, attacks=CASCADE_ATTACKS, cascade=True))
+        return output_dir, run_evaluation(config.validate())
+    finally:
+        torch.set_num_threads(threads)
+
+
+LATE_RANK_S = 6
+LATE_RANK_LAUNCHER = f"""
+import sys
+from forked_cli import late_first_read
 from mimic_diffusers.cli import main
-first_read, read_records = [True], store.read_records
-def late_read(output_dir):  # rank 1 reaches its first read of the store late (a slow start)
-    if os.environ.get("RANK") == "1" and first_read:
-        first_read.clear()
-        time.sleep(6)
-    return read_records(output_dir)
-store.read_records = late_read
+late_first_read({LATE_RANK_S})
 sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_data_parallel_two_cpu_processes_match_single_process(pipeline_dir, tmp_path):
-    """Rank 1 starts reading the store 6 s late, by which time rank 0 alone could finish its units:
-    every unit must still be run exactly once (a barrier keeps both ranks on the same unit list). A cascade
-    reads the clean passes that the other rank ran: both ranks finish them before any attack starts."""
-    single, parallel = tmp_path / "single", tmp_path / "parallel"
-    attacks = [{"name": "pgd-classifier", "params": {"steps": 2}}, {"name": "bpda-eot", "params": {"steps": 1}}]
-    # The ranks run with OMP_NUM_THREADS=1; the reference must too, since CPU kernels may sum in a
-    # thread-count-dependent order and sign(.) in the guidance can amplify a last-bit difference.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run_evaluation(EvalConfig(**make_config(pipeline_dir, single, attacks=attacks, cascade=True)).validate())
-    finally:
-        torch.set_num_threads(threads)
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(make_config(pipeline_dir, parallel, attacks=attacks, cascade=True)))
-    launcher = tmp_path / "launch.py"
+def run_ranks_forked(argv, port, logs):
+    """Two ranks started by the fork server (tests/forked_cli.py) with the environment torchrun gives its workers."""
+    env = {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+    env["ACCELERATE_USE_CPU"] = "true"
+    ranks = [
+        start_forked_cli(
+            argv,
+            logs / f"rank{rank}.out",
+            env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+            late_rank_s=LATE_RANK_S,
+        )
+        for rank in (0, 1)
+    ]
+    for rank in ranks:
+        rank.join(400)
+    logs_text = "".join((logs / f"rank{r}.out").read_text()[-2000:] for r in (0, 1))
+    assert [rank.exitcode for rank in ranks] == [0, 0], logs_text
+
+
+def run_ranks_with_torchrun(argv, port, logs):
+    """`python -m torch.distributed.run --nproc_per_node 2`, as a user launches it."""
+    launcher = logs / "launch.py"
     launcher.write_text(LATE_RANK_LAUNCHER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
-    with socket.socket() as sock:  # a free port: a fixed one can collide with another run
-        sock.bind(("127.0.0.1", 0))
-        port = str(sock.getsockname()[1])
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true", "PYTHONPATH": tests}
     result = subprocess.run(
         [
             sys.executable,
@@ -244,9 +266,7 @@ def test_data_parallel_two_cpu_processes_match_single_process(pipeline_dir, tmp_
             "--master_port",
             port,
             str(launcher),
-            "evaluate",
-            "--config",
-            str(config_path),
+            *argv,
         ],
         env=env,
         capture_output=True,
@@ -254,6 +274,25 @@ def test_data_parallel_two_cpu_processes_match_single_process(pipeline_dir, tmp_
         timeout=400,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "launch",
+    [run_ranks_forked, pytest.param(run_ranks_with_torchrun, marks=pytest.mark.slow)],
+    ids=["forked-ranks", "torchrun"],
+)
+def test_data_parallel_two_cpu_processes_match_single_process(pipeline_dir, cascade_store, tmp_path, launch):
+    """Rank 1 starts reading the store 6 s late, by which time rank 0 alone could finish its units:
+    every unit must still be run exactly once (a barrier keeps both ranks on the same unit list). A cascade
+    reads the clean passes that the other rank ran: both ranks finish them before any attack starts. The
+    ranks come from the fork server (they start with the imports done) or, in the slow lane, from torchrun."""
+    (single, _), parallel = cascade_store, tmp_path / "parallel"
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(make_config(pipeline_dir, parallel, attacks=CASCADE_ATTACKS, cascade=True)))
+    with socket.socket() as sock:  # a free port: a fixed one can collide with another run
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    launch(["evaluate", "--config", str(config_path)], port, tmp_path)
     assert (parallel / "results.rank0.jsonl").exists() and (parallel / "results.rank1.jsonl").exists()
     assert normalized(read_records(str(parallel))) == normalized(read_records(str(single)))
 
@@ -283,8 +322,11 @@ def test_one_eps_run_reports_every_eps_in_the_store_and_report_only_runs_nothing
 
     attacks = [{"name": "pgd-classifier", "params": {"steps": 2}}]
     config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(make_config(pipeline_dir, tmp_path / "store", attacks=attacks, num_samples=2)))
+    config = make_config(pipeline_dir, tmp_path / "store", attacks=attacks, num_samples=2, examples=2)
+    config_path.write_text(json.dumps(config))
     assert main(["evaluate", "--config", str(config_path)]) == 0
+    for threat in ("Linf-0.1", "Linf-0.3"):  # a grid of examples per threat and attack, from the first batch
+        assert os.path.getsize(tmp_path / "store" / f"examples_{threat}_pgd-classifier.png") > 1000, threat
     grow = ["evaluate", "--config", str(config_path), "--num-samples", "4"]
     assert main(grow + ["--eps", "0.3"]) == 0
     summary = json.loads((tmp_path / "store" / "summary.json").read_text())
@@ -480,19 +522,13 @@ def test_worst_case_samples_are_the_summary_worst_case_per_sample(tmp_path):
         worst_case_samples(config, threat, "vote")
 
 
-def test_cascade_attacks_only_the_survivors_and_resumes(pipeline_dir, tmp_path):
+def test_cascade_attacks_only_the_survivors_and_resumes(pipeline_dir, cascade_store, tmp_path):
     """Each attack runs on the samples the clean pass and the attacks before it left robust under some
     rule (the others get None and are never attacked); a killed-and-resumed store is the same."""
     from mimic_diffusers.evaluation import merge_records, survivors
 
-    attacks = [
-        {"name": "pgd-classifier", "params": {"steps": 3}},
-        {"name": "bpda-eot", "params": {"steps": 1}},
-        {"name": "square", "params": {"n_queries": 3}},
-    ]
-    config = EvalConfig(**make_config(pipeline_dir, tmp_path / "a", attacks=attacks, cascade=True)).validate()
-    summary = run_evaluation(config)
-    merged = merge_records(read_records(str(tmp_path / "a")))
+    attacks, (store, summary) = CASCADE_ATTACKS, cascade_store
+    merged = merge_records(read_records(str(store)))
     skipped = 0
     for (batch, threat), record in merged.items():
         if threat == "clean":
@@ -522,4 +558,4 @@ def test_cascade_attacks_only_the_survivors_and_resumes(pipeline_dir, tmp_path):
     assert any("no results of square on every batch" in w and "upper bound" in w for w in screen["warnings"])
     assert not any("no results of" in w for w in t["warnings"])
     run_evaluation(grown)
-    assert normalized(read_records(str(tmp_path / "b"))) == normalized(read_records(str(tmp_path / "a")))
+    assert normalized(read_records(str(tmp_path / "b"))) == normalized(read_records(str(store)))

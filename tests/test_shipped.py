@@ -32,33 +32,20 @@ def test_shipped_folder_loads_with_all_components():
     assert out.shape == x.shape and pipe.classify(out).shape == (2, 10)
 
 
-def test_demo_tiny_run_prints_a_table_and_writes_the_grid(tmp_path):
+def test_demo_tiny_run_prints_a_table_and_writes_the_grid(tmp_path, capsys):
+    """`mimic-diffusers demo` on the shipped default, in this process (the command's own process is run by
+    tests/test_reliability.py, and from a wheel install by the slow tests/test_wheel.py)."""
+    from mimic_diffusers.cli import main
+
     png = tmp_path / "demo.png"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mimic_diffusers.cli",
-            "demo",
-            "--num-images",
-            "3",
-            "--num-inference-steps",
-            "4",
-            "--pgd-steps",
-            "2",
-            "--output",
-            str(png),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| 0.")]
+    argv = ["demo", "--num-images", "3", "--num-inference-steps", "4", "--pgd-steps", "2", "--output", str(png)]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0, err[-2000:]
+    rows = [line for line in out.splitlines() if line.startswith("| 0.")]
     assert [r.split("|")[1].strip() for r in rows] == ["0.1", "0.3"]
     assert all(len(r.split("|")) == 6 for r in rows)  # eps, clean, adversarial, purified
-    assert "NOT adaptive" in result.stdout and "mimic-diffusers evaluate" in result.stdout
+    assert "NOT adaptive" in out and "mimic-diffusers evaluate" in out
     assert png.exists() and png.stat().st_size > 1000
 
 
