@@ -21,15 +21,17 @@ SPACE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 CHROMIUM = "/usr/bin/chromium"
 
 
-def import_app():
-    spec = importlib.util.spec_from_file_location("mimic_space_app", os.path.join(SPACE_DIR, "app.py"))
+def import_by_path(name, filename):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(SPACE_DIR, filename))
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
+    sys.modules[spec.name] = module  # dataclasses look their module up there, and app.py imports space_io
     spec.loader.exec_module(module)
     return module
 
 
-app = import_app()
+# as `python app.py` would import them, with the Space's folder on the path (without changing sys.path here)
+import_by_path("space_io", "space_io.py")
+app = import_by_path("mimic_space_app", "app.py")
 
 
 @pytest.fixture(scope="module")

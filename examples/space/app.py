@@ -10,31 +10,20 @@ The logic lives in plain functions (`run_attack`, `purify_and_classify`, ...; im
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Dict, List, Optional, Tuple
 
 import gradio as gr
 import torch
+from space_io import DIGIT, UPLOAD, UPSCALE, load_upload, to_pil, trajectory_strip  # noqa: F401 (next to this file)
 
-SPACE_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(os.path.dirname(SPACE_DIR))
-try:
-    import mimic_diffusers  # noqa: F401
-except ImportError:  # run from a repository checkout without installing the package
-    sys.path.insert(0, REPO_ROOT)
-if SPACE_DIR not in sys.path:  # for space_io.py next to this file, also when this file is loaded by its path
-    sys.path.append(SPACE_DIR)
-
-from space_io import DIGIT, UPLOAD, UPSCALE, load_upload, to_pil, trajectory_strip  # noqa: E402,F401
-
-from mimic_diffusers import MimicDiffusionPipeline  # noqa: E402
-from mimic_diffusers.data import load_image_dataset, to_tensors  # noqa: E402
-from mimic_diffusers.defaults import DEFAULT_PIPELINE_NAME, SHIPPED_PIPELINES, shipped_pipeline_path  # noqa: E402
-from mimic_diffusers.guidance import DISTANCES, STEP_SIZE_RULES  # noqa: E402
-from mimic_diffusers.hub import looks_like_repo_id  # noqa: E402
-from mimic_diffusers.image_io import unet_image_shape  # noqa: E402
+from mimic_diffusers import MimicDiffusionPipeline
+from mimic_diffusers.data import load_image_dataset, to_tensors
+from mimic_diffusers.defaults import DEFAULT_PIPELINE_NAME, SHIPPED_PIPELINES, shipped_pipeline_path
+from mimic_diffusers.guidance import DISTANCES, STEP_SIZE_RULES
+from mimic_diffusers.hub import looks_like_repo_id
+from mimic_diffusers.image_io import unet_image_shape
 
 try:
     from mimic_diffusers.attacks import bpda_attack, create_attack
@@ -44,6 +33,8 @@ except Exception as error:  # the attack module is optional for the demo: hide t
     bpda_attack = create_attack = None
     BPDA_NOTE = f"BPDA is unavailable here: `mimic_diffusers.attacks` could not be imported ({error})."
 
+SPACE_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(SPACE_DIR))
 DEFAULT_PIPELINE = DEFAULT_PIPELINE_NAME
 NO_ATTACK, PGD, BPDA = "none", "PGD on the classifier", "BPDA+EOT on purifier + classifier"
 ATTACK_STEPS = 10

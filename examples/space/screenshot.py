@@ -12,9 +12,9 @@ import os
 import socket
 import sys
 
+import app  # this file's folder is on the path of a script run by its path
+
 SPACE_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, SPACE_DIR)
-import app  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
