@@ -64,7 +64,7 @@ def point_config(base: EvalConfig, point: str, output_dir: str) -> EvalConfig:
     ).validate()
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="configs/mnist-frontier.yaml")
     p.add_argument("--points", nargs="+", required=True, help=f"frontier points, from: {' '.join(POINTS)}")
@@ -81,7 +81,7 @@ def main():
     p.add_argument(
         "--note", help="kept with the run's line in each store's runs.jsonl (what makes its wall time not comparable)"
     )
-    args = p.parse_args()
+    args = p.parse_args(argv)
     unknown = [q for q in args.points if q not in POINTS]
     if unknown:
         p.error(f"--points: unknown {unknown}; choose from {sorted(POINTS)}")

@@ -2,8 +2,6 @@
 script, and its answers rest on paired tests (hand-built per-sample outcomes with known answers)."""
 
 import os
-import subprocess
-import sys
 
 import yaml
 
@@ -56,27 +54,10 @@ def test_tiny_study_runs_and_reports(tmp_path):
     ]
     path = tmp_path / "frontier.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "studies.frontier",
-            "--config",
-            str(path),
-            "--points",
-            "mimic-gs4",
-            "diffpure-t0.3",
-            "--eps",
-            "0.3",
-            "--output-dir",
-            str(tmp_path / "study"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=600,
-        cwd=ROOT,
-        env=env,
+    # in this process (its argv as the command takes it; `python -m studies.frontier` is `main()` of this module)
+    frontier.main(
+        ["--config", str(path), "--points", "mimic-gs4", "diffpure-t0.3", "--eps", "0.3"]
+        + ["--output-dir", str(tmp_path / "study")]
     )
     table = frontier_report.rows(frontier_report.point_summaries(str(path), str(tmp_path / "study")))
     done = {(r["point"], r["eps"]) for r in table if r["complete"]}
@@ -95,27 +76,9 @@ def test_tiny_study_runs_and_reports(tmp_path):
     assert all(f"| {r['attacked'][0]} / 4 |" in text for r in table if r["complete"])
     assert frontier_plot.plot(table, "mimic-gs4")[:4] == b"\x89PNG"
     # a screen: the cascade's first attack only, on every image; listed with its upper bound, not as complete
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "studies.frontier",
-            "--config",
-            str(path),
-            "--points",
-            "mimic-gs4",
-            "--eps",
-            "0.2",
-            "--attacks",
-            "feedback-cut-pgd-eot",
-            "--output-dir",
-            str(tmp_path / "study"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=600,
-        cwd=ROOT,
-        env=env,
+    frontier.main(
+        ["--config", str(path), "--points", "mimic-gs4", "--eps", "0.2", "--attacks", "feedback-cut-pgd-eot"]
+        + ["--output-dir", str(tmp_path / "study")]
     )
     table = frontier_report.rows(frontier_report.point_summaries(str(path), str(tmp_path / "study")))
     screened = [r for r in table if r.get("screen")]
