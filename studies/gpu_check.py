@@ -22,9 +22,9 @@ import time
 
 import torch
 
-from mimic_diffusers.defaults import shipped_pipeline_path  # noqa: E402
-from mimic_diffusers.profiling import machine, markdown, run_benchmark  # noqa: E402
-from mimic_diffusers.reports import atomic_write  # noqa: E402
+from mimic_diffusers.defaults import shipped_pipeline_path
+from mimic_diffusers.profiling import machine, markdown, run_benchmark
+from mimic_diffusers.reports import atomic_write
 
 from .cost_at_scale import batched_eot, build_folder, gradients
 
