@@ -8,7 +8,8 @@ its own store under --output-dir; run again and only the missing units run.
 Data parallel like `evaluate` (`python -m torch.distributed.run --nproc_per_node 2 -m studies.frontier ...`).
 The table, paired answers and plot come from the stores: `python -m studies.pages`. A screen,
 `--attacks feedback-cut-pgd-eot`, runs only the cascade's first attack: its robust accuracy bounds the
-point's worst case from above, which can settle that a point cannot beat DiffPure before the rest runs.
+point's worst case from above, which can settle that a point cannot beat DiffPure before the rest runs. `--step 32` grows the points
+together, 32 images at a time, so that a long paired run can stop anywhere with its points on the same images.
 """
 
 import argparse
@@ -77,6 +78,13 @@ def main(argv=None):
         "the cascade's first stages; a later run without it adds the rest)",
     )
     p.add_argument("--num-samples", type=int, help="overrides the config's num_samples")
+    p.add_argument(
+        "--step",
+        type=int,
+        metavar="N",
+        help="grow every point's store by N images at a time, point after point, so that a run stopped at any "
+        "time leaves the points paired on the same images (a multiple of the config's batch_size)",
+    )
     p.add_argument("--output-dir", help="the folder of the point stores (default: the config's output_dir)")
     p.add_argument(
         "--note", help="kept with the run's line in each store's runs.jsonl (what makes its wall time not comparable)"
@@ -86,13 +94,21 @@ def main(argv=None):
     if unknown:
         p.error(f"--points: unknown {unknown}; choose from {sorted(POINTS)}")
     base = EvalConfig.from_file(args.config, num_samples=args.num_samples)
-    for point in args.points:
-        run_evaluation(
-            point_config(base, point, args.output_dir or base.output_dir),
-            run_eps=args.eps,
-            run_attacks=args.attacks,
-            note=args.note,
+    if args.step is not None and (args.step <= 0 or args.step % base.batch_size):
+        p.error(
+            f"--step: expected a positive multiple of the config's batch_size ({base.batch_size}), got {args.step}"
         )
+    sizes = range(args.step, base.num_samples, args.step) if args.step else []
+    for num_samples in [*sizes, base.num_samples]:
+        for point in args.points:
+            run_evaluation(
+                point_config(
+                    dataclasses.replace(base, num_samples=num_samples), point, args.output_dir or base.output_dir
+                ),
+                run_eps=args.eps,
+                run_attacks=args.attacks,
+                note=args.note,
+            )
 
 
 if __name__ == "__main__":

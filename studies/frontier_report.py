@@ -13,6 +13,7 @@ iterations (`mimic_diffusers.evaluation.compare.budget_flattened`); until a budg
 study's numbers are upper bounds.
 """
 
+import dataclasses
 import glob
 import os
 
@@ -20,12 +21,16 @@ from mimic_diffusers.evaluation import EvalConfig, attack_label, merge_records, 
 from mimic_diffusers.evaluation.compare import RULE_NAMES, budget_flattened
 from mimic_diffusers.evaluation.statistics import compare_paired
 from mimic_diffusers.evaluation.summary import worst_case_samples
+from mimic_diffusers.metrics import accuracy as accuracy_of
 
 from .frontier import POINTS, point_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUDY, BUDGET_CHECK = "configs/mnist-frontier.yaml", "configs/mnist-frontier-2x.yaml"
 FINALISTS = "configs/mnist-frontier-eps0.1.yaml"  # the study's protocol at eps 0.1, for its finalists
+# the confirmation of the shipped default against the most robust DiffPure, one config per eps: more images, at
+# twice the study's iterations, grown point after point (`studies.frontier --step`)
+CONFIRM = ("configs/mnist-confirm-eps0.2.yaml", "configs/mnist-confirm-eps0.3.yaml")
 RULES = ("vote", "first")  # the decision rules the study reports: the majority of K, the first purification
 
 
@@ -140,17 +145,69 @@ def budget_verdict(runs: dict) -> dict:
     return {**{rule: c.to_dict() for rule, c in compared.items()}, "flattened": budget_flattened(compared.values())}
 
 
+def paired_prefix(base: EvalConfig) -> tuple:
+    """(N, {point: config at N}): the most images (a multiple of the batch size; 0 when none) on which every point
+    store under the config's output_dir is complete at its threat."""
+    folder = os.path.join(ROOT, base.output_dir)
+    points = [p for p in POINTS if glob.glob(os.path.join(folder, p, "results.rank*.jsonl"))]
+    threat = base.threats[0]
+    for n in range(base.num_samples, 0, -base.batch_size):
+        configs = {p: point_config(dataclasses.replace(base, num_samples=n), p, folder) for p in points}
+        if points and all(read_results(c).complete(threat["norm"], threat["eps"]) for c in configs.values()):
+            return n, configs
+    return 0, {}
+
+
+def confirmation(config_path: str, study: dict) -> dict:
+    """A confirmation config's stores, paired on the images all its points have finished: each point's robust
+    accuracy, each MimicDiffusion point against each DiffPure point, and each point's budget check (the
+    study's budgets against the confirmation's, on the study's images) once the confirmation covers them."""
+    base = EvalConfig.from_file(os.path.join(ROOT, config_path))
+    eps, (n, configs) = base.threats[0]["eps"], paired_prefix(base)
+    at_n = {p: (c, read_results(c), {}) for p, c in configs.items()}
+    accuracy = {p: {r: per_sample(at_n, p, eps, r) for r in RULES} for p in configs}
+    mimic = [p for p in configs if POINTS[p].method == "mimic"]
+    diffpure = [p for p in configs if POINTS[p].method == "diffpure"]
+    pairs = [
+        {"a": a, "b": b, **{r: compare_paired(accuracy[a][r], accuracy[b][r]).to_dict() for r in RULES}}
+        for a in mimic
+        for b in diffpure
+    ]
+    budget = []
+    for p, config in configs.items():
+        once = [r for r in rows({p: study[p]}) if r["eps"] == eps and r["complete"]] if p in study else []
+        if once and n >= once[0]["n"]:
+            doubled = {p: (dataclasses.replace(config, num_samples=once[0]["n"]), None, {})}
+            runs = {r: [per_sample(s, p, eps, r) for s in (study, doubled)] for r in RULES}
+            budget.append({"point": p, "eps": eps, "n": once[0]["n"], **budget_verdict(runs)})
+    robust = {p: {r: accuracy_of(list(v.values())) for r, v in by_rule.items()} for p, by_rule in accuracy.items()}
+    return dict(
+        config=config_path,
+        eps=eps,
+        n=n,
+        planned=base.num_samples,
+        protocol=base,
+        robust=robust,
+        pairs=pairs,
+        budget_check=budget,
+    )
+
+
 def analyze() -> dict:
-    """The study's table (with its finalists at eps 0.1), paired comparisons, budget check, protocol and the
-    count of records made by the earlier seed scheme, from the committed stores."""
+    """The study's table (with its finalists at eps 0.1), paired comparisons, budget checks, confirmations,
+    protocol and the count of records made by the earlier seed scheme, from the committed stores."""
     study, doubled, finalists = (point_summaries(c) for c in (STUDY, BUDGET_CHECK, FINALISTS))
     table, extra = rows(study), rows(finalists)
     stores = (*study.values(), *doubled.values(), *finalists.values())
     legacy = [sum(x) for x in zip(*(legacy_records(s[0]) for s in stores))] or [0, 0]
+    confirm = [confirmation(c, study) for c in CONFIRM]
     return {
         "table": extra + table,
         "comparisons": comparisons(finalists, extra) + comparisons(study, table),
-        "budget_check": budget_check(study, doubled),
+        # each budget check names the config of its doubled budgets: the check's own, or a confirmation's
+        "budget_check": [dict(b, config=BUDGET_CHECK) for b in budget_check(study, doubled)]
+        + [dict(b, config=c["config"]) for c in confirm for b in c["budget_check"]],
+        "confirmation": confirm,
         "protocol": EvalConfig.from_file(os.path.join(ROOT, STUDY)),
         "legacy_records": legacy,
         "study": {**finalists, **study},

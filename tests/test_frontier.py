@@ -3,6 +3,7 @@ script, and its answers rest on paired tests (hand-built per-sample outcomes wit
 
 import os
 
+import pytest
 import yaml
 
 from studies import frontier, frontier_plot, frontier_report
@@ -86,6 +87,38 @@ def test_tiny_study_runs_and_reports(tmp_path):
     assert screened[0]["screen"]["attacks"] == ["feedback-cut-pgd-eot"] and screened[0]["attacked"][1] == 2
     assert "at most" in markdown(table, []) and "(screen: feedback-cut-pgd-eot only)" in markdown(table, [])
     assert frontier_plot.plot(table, "mimic-gs4")[:4] == b"\x89PNG"
+    # a confirmation of the same points planned on more images than have run: paired on the images both finished,
+    # and its budget check against the study on the study's images (the same records here: nothing discordant)
+    confirm = dict(config, output_dir=str(tmp_path / "study"), num_samples=4, threats=[{"norm": "Linf", "eps": 0.3}])
+    (tmp_path / "confirm.yaml").write_text(yaml.safe_dump(confirm))
+    c = frontier_report.confirmation(str(tmp_path / "confirm.yaml"), study)
+    assert (c["n"], c["planned"]) == (2, 4)
+    assert [(p["a"], p["b"], p["vote"]["n"], p["first"]["n"]) for p in c["pairs"]] == [
+        ("mimic-gs4", "diffpure-t0.3", 2, 2)
+    ]
+    assert c["robust"]["mimic-gs4"]["vote"]["n"] == 2
+    checks = [(b["point"], b["vote"]["a_only"] + b["vote"]["b_only"], b["flattened"]) for b in c["budget_check"]]
+    assert checks == [("mimic-gs4", 0, True), ("diffpure-t0.3", 0, True)]
+
+
+def test_step_grows_the_points_together(monkeypatch, tmp_path):
+    """`--step`: every point reaches N images before any point goes past it, so a stop leaves them paired."""
+    calls = []
+    monkeypatch.setattr(
+        frontier, "run_evaluation", lambda config, **_: calls.append((config.output_dir, config.num_samples))
+    )
+    argv = [
+        "--config",
+        os.path.join(ROOT, "configs", "mnist-confirm-eps0.3.yaml"),
+        "--points",
+        "mimic-gs4-up",
+        "diffpure-t0.3",
+    ]
+    frontier.main(argv + ["--output-dir", str(tmp_path), "--step", "96"])
+    points = [os.path.basename(d) for d, _ in calls]
+    assert points == ["mimic-gs4-up", "diffpure-t0.3"] * 3 and [n for _, n in calls] == [96, 96, 192, 192, 256, 256]
+    with pytest.raises(SystemExit):
+        frontier.main(argv + ["--step", "20"])  # not a multiple of the batch size (16)
 
 
 def outcomes(robust, n=64):
@@ -139,9 +172,10 @@ def test_budget_flattened_needs_no_paired_difference_and_a_small_drop():
         {"vote": [outcomes(60), outcomes(40)], "first": [outcomes(45), outcomes(45)]}
     )
     assert significant["vote"]["verdict"] == "A better" and not significant["flattened"]
-    check = {"point": "mimic-gs4", "eps": 0.2, **lax}
+    check = {"point": "mimic-gs4", "eps": 0.2, "config": "configs/mnist-frontier-2x.yaml", **lax}
     text = markdown([], [], [check])
-    assert "| mimic-gs4 | 0.2 | first | 57/64 | 52/64 | +7.8 [" in text and text.count("| no |") == 2
+    assert "| mimic-gs4 | 0.2 | first | `configs/mnist-frontier-2x.yaml` | 57/64 | 52/64 | +7.8 [" in text
+    assert text.count("| no |") == 2
 
 
 def test_plot_puts_each_variant_in_its_own_series_against_its_knob():

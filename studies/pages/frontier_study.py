@@ -12,11 +12,12 @@ from mimic_diffusers.evaluation.statistics import compare_paired
 
 from ..frontier import POINTS
 from ..frontier_plot import plot
-from ..frontier_report import BUDGET_CHECK, FINALISTS, RULES, STUDY, analyze, per_sample
+from ..frontier_report import BUDGET_CHECK, CONFIRM, FINALISTS, RULES, STUDY, analyze, per_sample
 from .common import ROOT, rel, render
 
-PAPER_DIFFPURE = "diffpure-t0.1"  # DiffPure at the t* the MimicDiffusion paper compares with
-SOURCES = [f"the stores of `{STUDY}`, `{FINALISTS}` and `{BUDGET_CHECK}`"]
+PAPER_DIFFPURE = "diffpure-t0.1"
+CONFIRM_STEP = 32  # images a confirmation grows by, point after point (`studies.frontier --step`)  # DiffPure at the t* the MimicDiffusion paper compares with
+SOURCES = [f"the stores of `{STUDY}`, `{FINALISTS}`, `{BUDGET_CHECK}`, " + ", ".join(f"`{c}`" for c in CONFIRM)]
 
 
 @lru_cache(maxsize=None)
@@ -37,7 +38,11 @@ def shipped_point() -> str:
 
 
 def flattened() -> dict:
-    return {(c["point"], c["eps"]): "yes" if c["flattened"] else "no" for c in study()["budget_check"]}
+    """{(point, eps): "yes" or "no"}: "yes" only where every budget check of that point and eps flattened."""
+    checks = {}
+    for c in study()["budget_check"]:
+        checks.setdefault((c["point"], c["eps"]), []).append(c["flattened"])
+    return {key: "yes" if all(flat) else "no" for key, flat in checks.items()}
 
 
 def values() -> dict:
@@ -94,6 +99,7 @@ def finding() -> str:
         "finding.md.j2",
         SOURCES,
         rows=rows,
+        confirm=s["confirmation"],
         shipped=shipped,
         paper_point=PAPER_DIFFPURE,
         votes=s["protocol"].votes,
@@ -110,7 +116,7 @@ def frontier_commands() -> str:
         ran[FINALISTS if s["by_eps"][r["eps"]] is not s["by_eps"][s["protocol"].threats[0]["eps"]] else STUDY].add(
             (r["point"], r["eps"])
         )
-    ran[BUDGET_CHECK] = {(c["point"], c["eps"]) for c in s["budget_check"]}
+    ran[BUDGET_CHECK] = {(c["point"], c["eps"]) for c in s["budget_check"] if c["config"] == BUDGET_CHECK}
     commands = []
     for config, pairs in ran.items():
         by_eps = {}
@@ -119,7 +125,11 @@ def frontier_commands() -> str:
             if eps:
                 by_eps.setdefault(eps, []).append(point)
         flag = "" if config == STUDY else f" --config {config}"
-        commands += [(flag, points, eps) for eps, points in by_eps.items()]
+        commands += [(flag, points, eps, None) for eps, points in by_eps.items()]
+    for c in s["confirmation"]:  # the points grown together, so that a stop anywhere leaves them paired
+        points = [p for p in POINTS if os.path.isdir(os.path.join(ROOT, c["protocol"].output_dir, p))]
+        if points:
+            commands.append((f" --config {c['config']}", points, (c["eps"],), CONFIRM_STEP))
     return render("frontier_commands.md.j2", ["`studies/frontier.py` (`POINTS`)", *SOURCES], commands=commands)
 
 
