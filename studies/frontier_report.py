@@ -160,11 +160,11 @@ def paired_prefix(base: EvalConfig) -> tuple:
 
 def confirmation(config_path: str, study: dict) -> dict:
     """A confirmation config's stores, paired on the images all its points have finished: each point's robust
-    accuracy, each MimicDiffusion point against each DiffPure point, and each point's budget check (the
-    study's budgets against the confirmation's, on the study's images) once the confirmation covers them."""
+    accuracy and table row, each MimicDiffusion point against each DiffPure point, and each point's budget check
+    (the study's budgets against the confirmation's, on the study's images) once the confirmation covers them."""
     base = EvalConfig.from_file(os.path.join(ROOT, config_path))
     eps, (n, configs) = base.threats[0]["eps"], paired_prefix(base)
-    at_n = {p: (c, read_results(c), {}) for p, c in configs.items()}
+    at_n = {p: (c, read_results(c), attacked_samples(c)) for p, c in configs.items()}
     accuracy = {p: {r: per_sample(at_n, p, eps, r) for r in RULES} for p in configs}
     mimic = [p for p in configs if POINTS[p].method == "mimic"]
     diffpure = [p for p in configs if POINTS[p].method == "diffpure"]
@@ -185,6 +185,7 @@ def confirmation(config_path: str, study: dict) -> dict:
         config=config_path,
         eps=eps,
         n=n,
+        table=rows(at_n),
         planned=base.num_samples,
         protocol=base,
         robust=robust,

@@ -217,3 +217,26 @@ def test_plot_puts_each_variant_in_its_own_series_against_its_knob():
         frontier_plot.plot(table, "mimic-gs4")[:4] == b"\x89PNG"
         and frontier_plot.plot([], "mimic-gs4")[:4] == b"\x89PNG"
     )
+
+
+def test_model_card_takes_the_confirmation_once_every_planned_image_has_run(monkeypatch):
+    """The shipped default's model card shows its frontier row until the confirmation (more images, larger
+    budgets) has run on every planned image; then the confirmation's row and paired difference replace it."""
+    from studies.pages import model_card_results
+
+    def row(n):
+        return {"point": "mimic-gs4-up", "eps": 0.3, "complete": True, "n": n, "votes": 5}
+
+    frontier_pair = {"eps": 0.3, "a": "mimic-gs4-up", "b": "diffpure-t0.3", "difference": 0.05}
+    confirm = {"config": "configs/mnist-confirm-eps0.3.yaml", "eps": 0.3, "n": 128, "planned": 256}
+    pair = {"a": "mimic-gs4-up", "b": "diffpure-t0.3", "vote": {"difference": 0.02}}
+    confirm.update(table=[row(128)], pairs=[pair])
+    study = {"table": [row(64)], "comparisons": [frontier_pair], "confirmation": [confirm]}
+    monkeypatch.setattr(model_card_results, "study", lambda: study)
+    monkeypatch.setattr(model_card_results, "shipped_point", lambda: "mimic-gs4-up")
+    [(r, c, command)] = model_card_results.current_rows()
+    assert (r["n"], c["difference"], "--config" in command) == (64, 0.05, False)  # 128 of 256: still the frontier's
+    confirm.update(n=256, table=[row(256)])
+    [(r, c, command)] = model_card_results.current_rows()
+    assert (r["n"], c["difference"], c["b"]) == (256, 0.02, "diffpure-t0.3")
+    assert "--config configs/mnist-confirm-eps0.3.yaml --points mimic-gs4-up diffpure-t0.3 --step 32" in command

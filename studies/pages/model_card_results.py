@@ -11,16 +11,34 @@ from mimic_diffusers.defaults import shipped_pipeline_path
 from mimic_diffusers.modelcard import model_card
 
 from .common import RESULTS, load, rel
-from .frontier_study import STUDY, shipped_point, study
+from .frontier_study import CONFIRM_STEP, STUDY, shipped_point, study
+
+
+def current_rows() -> list:
+    """(table row, paired comparison to the most robust DiffPure, command) of the shipped default at each eps,
+    largest eps first: from its confirmation once that has run on every planned image (more images, larger
+    budgets: it supersedes the frontier's row), else from the frontier."""
+    s, point = study(), shipped_point()
+    best = {(c["eps"], c["a"]): c for c in s["comparisons"]}
+    out = []
+    for r in sorted((r for r in s["table"] if r["point"] == point and r["complete"]), key=lambda r: -r["eps"]):
+        command = f"python -m studies.frontier --points {point} --eps {r['eps']:g} ({STUDY})"
+        out.append((r, best[(r["eps"], point)], command))
+        for c in s["confirmation"]:
+            done = [x for x in c["table"] if x["point"] == point and x["complete"]]
+            pair = [p for p in c["pairs"] if p["a"] == point]
+            if c["eps"] == r["eps"] and c["n"] == c["planned"] and done and pair:
+                rivals = " ".join(p["b"] for p in pair)
+                command = f"python -m studies.frontier --config {c['config']} --points {point} {rivals} --step {CONFIRM_STEP}"
+                out[-1] = (done[0], dict(pair[0]["vote"], b=pair[0]["b"]), command)
+    return out
 
 
 def default_results() -> list:
     """One row per number, each with its attack, n and the command that measured it."""
-    s, point, out = study(), shipped_point(), []
-    best = {(c["eps"], c["a"]): c for c in s["comparisons"]}
-    for r in sorted((r for r in s["table"] if r["point"] == point and r["complete"]), key=lambda r: -r["eps"]):
+    out = []
+    for r, c, command in current_rows():
         key, votes = f"Linf-{r['eps']:g}", r["votes"]
-        command = f"python -m studies.frontier --points {point} --eps {r['eps']:g} ({STUDY})"
         row = dict(n=r["n"], command=command)
         out.append(
             dict(
@@ -31,7 +49,6 @@ def default_results() -> list:
                 **row,
             )
         )
-        c = best[(r["eps"], point)]
         out.append(
             dict(
                 metric=f"paired difference to {c['b']} (the most robust DiffPure) {key}, vote of {votes}",
