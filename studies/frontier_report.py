@@ -160,16 +160,25 @@ def paired_prefix(base: EvalConfig) -> tuple:
 
 def confirmation(config_path: str, study: dict) -> dict:
     """A confirmation config's stores, paired on the images all its points have finished: each point's robust
-    accuracy and table row, each MimicDiffusion point against each DiffPure point, and each point's budget check
-    (the study's budgets against the confirmation's, on the study's images) once the confirmation covers them."""
+    accuracy and table row, each MimicDiffusion point against each DiffPure point (under both rules, and under the
+    vote on the images after the study's alone), and each point's budget check (the study's budgets against the
+    confirmation's, on the study's images) once the confirmation covers them."""
     base = EvalConfig.from_file(os.path.join(ROOT, config_path))
     eps, (n, configs) = base.threats[0]["eps"], paired_prefix(base)
     at_n = {p: (c, read_results(c), attacked_samples(c)) for p, c in configs.items()}
     accuracy = {p: {r: per_sample(at_n, p, eps, r) for r in RULES} for p in configs}
     mimic = [p for p in configs if POINTS[p].method == "mimic"]
     diffpure = [p for p in configs if POINTS[p].method == "diffpure"]
+    # the images after the study's: untouched by the choice of the default and of DiffPure's t* (made on the study's)
+    chosen_on = max((config.num_samples for config, *_ in study.values()), default=0)
+    unseen = {p: {i: v for i, v in accuracy[p]["vote"].items() if i >= chosen_on} for p in configs}
     pairs = [
-        {"a": a, "b": b, **{r: compare_paired(accuracy[a][r], accuracy[b][r]).to_dict() for r in RULES}}
+        {
+            "a": a,
+            "b": b,
+            **{r: compare_paired(accuracy[a][r], accuracy[b][r]).to_dict() for r in RULES},
+            "unseen": compare_paired(unseen[a], unseen[b]).to_dict() if unseen[a] else None,
+        }
         for a in mimic
         for b in diffpure
     ]
@@ -185,8 +194,9 @@ def confirmation(config_path: str, study: dict) -> dict:
         config=config_path,
         eps=eps,
         n=n,
-        table=rows(at_n),
         planned=base.num_samples,
+        chosen_on=chosen_on,
+        table=rows(at_n),
         protocol=base,
         robust=robust,
         pairs=pairs,

@@ -99,6 +99,21 @@ def test_tiny_study_runs_and_reports(tmp_path):
     assert c["robust"]["mimic-gs4"]["vote"]["n"] == 2
     checks = [(b["point"], b["vote"]["a_only"] + b["vote"]["b_only"], b["flattened"]) for b in c["budget_check"]]
     assert checks == [("mimic-gs4", 0, True), ("diffpure-t0.3", 0, True)]
+    assert c["chosen_on"] == 2 and c["pairs"][0]["unseen"] is None  # no image after the study's has run yet
+    text = finding([c], "mimic-gs4")
+    assert "| 0.3 | `" in text and "| 2 / 4 |" in text and "| none yet |" in text
+    c["pairs"][0]["unseen"] = frontier_report.compare_paired(outcomes(30, 40), outcomes(20, 40)).to_dict()
+    assert "| +25.0 [" in finding([c], "mimic-gs4") and "] (40) |" in finding([c], "mimic-gs4")
+    c["pairs"] = []
+    assert "| 2 / 4 | not finished on any image |" in finding([c], "mimic-gs4")
+
+
+def finding(confirm, shipped):
+    """README's finding for no frontier rows and these confirmations."""
+    protocol = frontier_report.EvalConfig.from_file(os.path.join(ROOT, frontier_report.STUDY))
+    return TEMPLATES.get_template("finding.md.j2").render(
+        rows=[], confirm=confirm, shipped=shipped, votes=5, flat={}, study_config="", protocol=protocol
+    )
 
 
 def test_step_grows_the_points_together(monkeypatch, tmp_path):
