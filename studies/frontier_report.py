@@ -21,7 +21,6 @@ from mimic_diffusers.evaluation import EvalConfig, attack_label, merge_records, 
 from mimic_diffusers.evaluation.compare import RULE_NAMES, budget_flattened
 from mimic_diffusers.evaluation.statistics import compare_paired
 from mimic_diffusers.evaluation.summary import worst_case_samples
-from mimic_diffusers.metrics import accuracy as accuracy_of
 
 from .frontier import POINTS, point_config
 
@@ -189,14 +188,15 @@ def confirmation(config_path: str, study: dict) -> dict:
             doubled = {p: (dataclasses.replace(config, num_samples=once[0]["n"]), None, {})}
             runs = {r: [per_sample(s, p, eps, r) for s in (study, doubled)] for r in RULES}
             budget.append({"point": p, "eps": eps, "n": once[0]["n"], **budget_verdict(runs)})
-    robust = {p: {r: accuracy_of(list(v.values())) for r, v in by_rule.items()} for p, by_rule in accuracy.items()}
+    table = rows(at_n)
+    robust = {row["point"]: {r: row[r]["robust"] for r in RULES} for row in table if row["complete"]}
     return dict(
         config=config_path,
         eps=eps,
         n=n,
         planned=base.num_samples,
         chosen_on=chosen_on,
-        table=rows(at_n),
+        table=table,
         protocol=base,
         robust=robust,
         pairs=pairs,
