@@ -121,6 +121,34 @@ def comparisons(study: dict, table: list, rule: str = "vote") -> list:
     return out
 
 
+def standing(table: list, shipped: str, names, rule: str = "vote") -> list:
+    """At each eps, whether the shipped point is among the most robust MimicDiffusion points (`names`): complete
+    there, with its upper 95% end at or above the best complete point's estimate and every screen's upper bound
+    (a screen above it leaves the answer open until the rest of its cascade runs)."""
+    out = []
+    for eps in sorted({r["eps"] for r in table}):
+        mimic = [r for r in table if r["eps"] == eps and r["method"] == "mimic"]
+        row = dict(eps=eps, shipped=shipped)
+        row["not_run"] = [p for p in names if p not in {r["point"] for r in mimic if r["complete"] or r.get("screen")}]
+        own = next((r for r in mimic if r["point"] == shipped and r["complete"]), None)
+        if own is None:
+            out.append(dict(row, answer="the default is not complete at this eps"))
+            continue
+        upper, best = (
+            own[rule]["robust"]["ci95"][1],
+            max((r for r in mimic if r["complete"]), key=lambda r: r[rule]["robust"]["accuracy"]),
+        )
+        screens = [(r["point"], r["screen"][rule]["robust"]) for r in mimic if not r["complete"] and r.get("screen")]
+        above = [(p, robust) for p, robust in screens if robust["accuracy"] > upper]
+        if best[rule]["robust"]["accuracy"] > upper:
+            answer = "no"
+        else:
+            answer = "not settled: a screen is above it" if above else "yes"
+        row.update(robust=own[rule]["robust"], best=best["point"], best_robust=best[rule]["robust"])
+        out.append(dict(row, screens_above=above, answer=answer))
+    return out
+
+
 def budget_check(study: dict, doubled: dict) -> list:
     """Each point and eps run at the study's budgets and at twice the iterations, compared paired under both
     rules; flattened only where no rule finds a difference and no rule drops by more than FLAT_DROP."""

@@ -12,8 +12,8 @@ from studies.pages.common import TEMPLATES
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def markdown(table, comps, checks=()):
-    """The frontier page's tables for a study's rows, comparisons and budget checks."""
+def markdown(table, comps, checks=(), standing=()):
+    """The frontier page's tables for a study's rows, comparisons, budget checks and the default's standing."""
     return TEMPLATES.get_template("frontier.md.j2").render(
         table=table,
         comparisons=comps,
@@ -25,6 +25,7 @@ def markdown(table, comps, checks=()):
         flat_drop=0.02,
         rules=list(frontier_report.RULES),
         walls=[],
+        standing=list(standing),
     )
 
 
@@ -191,6 +192,30 @@ def test_budget_flattened_needs_no_paired_difference_and_a_small_drop():
     text = markdown([], [], [check])
     assert "| mimic-gs4 | 0.2 | first | `configs/mnist-frontier-2x.yaml` | 57/64 | 52/64 | +7.8 [" in text
     assert text.count("| no |") == 2
+
+
+def test_the_default_is_among_the_most_robust_only_where_its_upper_end_reaches_every_measured_point():
+    """The issue's test: the default's upper 95% end against the best complete point's estimate and against every
+    screen's upper bound; a point that was never run is listed, and a default that is not complete settles nothing."""
+    from mimic_diffusers.metrics import accuracy
+
+    def row(point, robust, complete=True, eps=0.2):
+        measured = {"robust": accuracy([i < robust for i in range(64)])}
+        r = {"point": point, "method": "mimic", "eps": eps, "complete": complete}
+        return {**r, "vote": measured} if complete else {**r, "screen": {"attacks": ["a"], "vote": measured}}
+
+    names = ["d", "b", "s", "never"]
+    (yes,) = frontier_report.standing([row("d", 58), row("b", 60), row("s", 61, complete=False)], "d", names)
+    assert (yes["answer"], yes["best"], yes["not_run"], yes["screens_above"]) == ("yes", "b", ["never"], [])
+    (no,) = frontier_report.standing([row("d", 58), row("b", 62)], "d", names)
+    assert no["answer"] == "no"
+    (open_,) = frontier_report.standing([row("d", 58), row("s", 62, complete=False)], "d", names)
+    assert open_["answer"].startswith("not settled") and [p for p, _ in open_["screens_above"]] == ["s"]
+    (screened,) = frontier_report.standing([row("d", 58, complete=False), row("b", 40)], "d", names)
+    assert screened["answer"] == "the default is not complete at this eps" and "robust" not in screened
+    page = markdown([], [], standing=[yes, open_, screened])
+    assert "| 0.2 | d 90.6% [" in page and "| b 93.8% [" in page and "| never | yes |" in page
+    assert "| s at most 96.9% [" in page and "| d: not complete |" in page
 
 
 def test_plot_puts_each_variant_in_its_own_series_against_its_knob():

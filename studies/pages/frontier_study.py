@@ -12,11 +12,11 @@ from mimic_diffusers.evaluation.statistics import compare_paired
 
 from ..frontier import POINTS
 from ..frontier_plot import plot
-from ..frontier_report import BUDGET_CHECK, CONFIRM, FINALISTS, RULES, STUDY, analyze, per_sample
+from ..frontier_report import BUDGET_CHECK, CONFIRM, FINALISTS, RULES, STUDY, analyze, per_sample, standing
 from .common import ROOT, rel, render
 
-PAPER_DIFFPURE = "diffpure-t0.1"
-CONFIRM_STEP = 32  # images a confirmation grows by, point after point (`studies.frontier --step`)  # DiffPure at the t* the MimicDiffusion paper compares with
+PAPER_DIFFPURE = "diffpure-t0.1"  # DiffPure at the t* the MimicDiffusion paper compares with
+CONFIRM_STEP = 32  # images a confirmation grows by, point after point (`studies.frontier --step`)
 SOURCES = [f"the stores of `{STUDY}`, `{FINALISTS}`, `{BUDGET_CHECK}`, " + ", ".join(f"`{c}`" for c in CONFIRM)]
 
 
@@ -55,6 +55,7 @@ def values() -> dict:
         "flat_drop": FLAT_DROP,
         "rules": list(RULES),
         "flat": flattened(),
+        "standing": standing(s["table"], shipped_point(), [p for p, v in POINTS.items() if v.method == "mimic"]),
     }
 
 
