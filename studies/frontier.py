@@ -85,6 +85,13 @@ def main(argv=None):
         help="grow every point's store by N images at a time, point after point, so that a run stopped at any "
         "time leaves the points paired on the same images (a multiple of the config's batch_size)",
     )
+    p.add_argument(
+        "--batches-per-pass",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N of a store's batches together in one forward pass (a speed choice on a GPU; results do not change)",
+    )
     p.add_argument("--output-dir", help="the folder of the point stores (default: the config's output_dir)")
     p.add_argument(
         "--note", help="kept with the run's line in each store's runs.jsonl (what makes its wall time not comparable)"
@@ -98,6 +105,8 @@ def main(argv=None):
         p.error(
             f"--step: expected a positive multiple of the config's batch_size ({base.batch_size}), got {args.step}"
         )
+    if args.batches_per_pass < 1:
+        p.error(f"--batches-per-pass: expected an integer >= 1, got {args.batches_per_pass}")
     sizes = range(args.step, base.num_samples, args.step) if args.step else []
     for num_samples in [*sizes, base.num_samples]:
         for point in args.points:
@@ -108,6 +117,7 @@ def main(argv=None):
                 run_eps=args.eps,
                 run_attacks=args.attacks,
                 note=args.note,
+                batches_per_pass=args.batches_per_pass,
             )
 
 

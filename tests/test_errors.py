@@ -80,6 +80,7 @@ def test_unknown_preset_and_call_arguments():
     [
         ("--eps", "0.7", "--eps [0.7]: not among the config's threat eps [0.3]"),
         ("--batch-size", "0", "batch_size must be an integer >= 1, got 0"),
+        ("--batches-per-pass", "0", "batches_per_pass must be an integer >= 1, got 0"),
         (
             "--attacks",
             "nope",

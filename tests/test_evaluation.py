@@ -219,6 +219,35 @@ def cascade_store(pipeline_dir, tmp_path_factory):
         torch.set_num_threads(threads)
 
 
+def test_batches_run_together_in_one_pass_give_the_records_of_batches_run_alone(pipeline_dir, cascade_store, tmp_path):
+    """`batches_per_pass`: three batches of each threat in one pass; every sample's record is the one it gets in
+    its own batch, the store keeps one record per batch and attack, and the pass's shared figures say so."""
+    (single, _), together = cascade_store, tmp_path / "together"
+    config = EvalConfig(**make_config(pipeline_dir, together, attacks=CASCADE_ATTACKS, cascade=True)).validate()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the reference was made
+    try:
+        run_evaluation(config, batches_per_pass=3)
+    finally:
+        torch.set_num_threads(threads)
+    records = read_records(str(together))
+    assert len(records) == 3 + 3 * 2 * 3  # per batch: a clean record, and one per threat and attack
+    assert {tuple(r["pass_batches"]) for r in records} == {(0, 1, 2)}
+
+    def per_sample(records):  # what depends on the pass alone (timing, batch-level diagnostics) left out
+        out = normalized(records)
+        for r in out.values():
+            r.pop("pass_batches", None)
+            r["result"].pop("diagnostics", None), r["result"].pop("max_abs_perturbation", None)
+        return out
+
+    assert per_sample(records) == per_sample(read_records(str(single)))
+    run = json.loads((together / "runs.jsonl").read_text().splitlines()[-1])
+    assert run["batches_per_pass"] == 3 and run["units"] == 9
+    with pytest.raises(ValueError, match="batches_per_pass must be an integer >= 1, got 0"):
+        run_evaluation(config, batches_per_pass=0)
+
+
 LATE_RANK_S = 6
 LATE_RANK_LAUNCHER = f"""
 import sys

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import platform
 import sys
@@ -152,7 +153,12 @@ def score_votes(votes: List[List[int]], labels: List[int]) -> dict:
 
 
 def run_evaluation(
-    config: EvalConfig, accelerator=None, run_eps=None, run_attacks=None, note: Optional[str] = None
+    config: EvalConfig,
+    accelerator=None,
+    run_eps=None,
+    run_attacks=None,
+    note: Optional[str] = None,
+    batches_per_pass: int = 1,
 ) -> dict:
     """Run (or resume) every unit not yet in the store, then write the reports.
 
@@ -165,6 +171,10 @@ def run_evaluation(
             in a cascade, its first ones): a screen whose reports flag the attacks still missing.
         note (`str`, *optional*): kept with this run's line in `runs.jsonl` (say what makes its wall time not
             comparable: shared cores, a resumed run).
+        batches_per_pass (`int`, defaults to 1): how many of the store's batches one forward pass runs together
+            (the CLI's `--batches-per-pass`). Only speed and memory change: each sample's noise streams make its
+            result independent of its batch, and the store keeps one record per batch. Worth it where a batch
+            of `batch_size` leaves a GPU idle; a kill then loses the attack of every batch in the pass.
     Returns:
         `dict`: the summary (also written as summary.json next to results.md).
     Example:
@@ -176,6 +186,8 @@ def run_evaluation(
 
     from ..data import load_image_dataset, to_tensors
 
+    if isinstance(batches_per_pass, bool) or not isinstance(batches_per_pass, int) or batches_per_pass < 1:
+        raise ValueError(f"batches_per_pass must be an integer >= 1, got {batches_per_pass!r}")
     run_config = dataclasses.replace(config, threats=list(config.threats), attacks=list(config.attacks))
     run_config = run_config.select_eps(run_eps) if run_eps else run_config
     run_config = run_config.select_attacks(run_attacks) if run_attacks else run_config
@@ -207,28 +219,12 @@ def run_evaluation(
         stored = store.merge_records(store.read_records(config.output_dir)) if config.cascade else {}
         accelerator.wait_for_everyone()
         with accelerator.split_between_processes(phase) as mine:
-            for batch, threat, attacks in tqdm(
-                mine, desc=f"evaluate[{accelerator.process_index}]", disable=not accelerator.is_local_main_process
+            for group in tqdm(
+                passes(mine, batches_per_pass),
+                desc=f"evaluate[{accelerator.process_index}]",
+                disable=not accelerator.is_local_main_process,
             ):
-                ids = config.batch_ids(batch)
-                lo, hi = ids[0], ids[-1] + 1
-                x, y = x_all[lo:hi].to(accelerator.device), y_all[lo:hi].to(accelerator.device)
-                unit = stored.get((batch, threat_key(threat) if threat else "clean"), {})
-                done = dict(unit.get("attacks", {}))
-                # One record per attack, not per unit: a chain-gradient attack runs for hours on a CPU, and a
-                # kill then loses only the attack it interrupted (merge_records joins a unit's records).
-                for spec in attacks or [None]:
-                    targets = None
-                    if config.cascade and spec is not None:
-                        earlier = [
-                            done[attack_label(s)]
-                            for s in config.attacks[: config.attacks.index(spec)]
-                            if attack_label(s) in done
-                        ]
-                        targets = store.survivors(stored[(batch, "clean")], earlier)
-                    record = evaluate_unit(pipe, config, batch, x, y, ids, threat, spec and [spec], targets)
-                    store.append_record(shard, record)
-                    done.update(record.get("attacks", {}))
+                run_pass(pipe, config, group, x_all, y_all, stored, shard, accelerator.device)
     accelerator.wait_for_everyone()
     if units and accelerator.is_main_process:  # the store keeps how each of its runs was made
         store.append_record(
@@ -240,9 +236,44 @@ def run_evaluation(
                 "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {accelerator.num_processes} process(es), "
                 f"device {accelerator.device.type}, torch {torch.__version__}",
                 **({"note": note} if note else {}),
+                **({"batches_per_pass": batches_per_pass} if batches_per_pass > 1 else {}),
             },
         )
     return report_store(config, write=accelerator.is_main_process)
+
+
+def passes(units: List[tuple], size: int) -> List[List[tuple]]:
+    """The units (batch, threat, attacks) in passes of at most `size`, each pass one threat and one list of
+    attacks to run, in the order the units first need them."""
+    groups: dict = {}
+    for unit in units:
+        groups.setdefault(json.dumps(unit[1:], sort_keys=True), []).append(unit)
+    return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
+
+
+def run_pass(pipe, config: EvalConfig, group: List[tuple], x_all, y_all, stored: dict, shard: str, device) -> None:
+    """Run the units of one pass together and append one record per batch and attack to `shard`."""
+    batches, threat, attacks = [u[0] for u in group], group[0][1], group[0][2]
+    sizes = [len(config.batch_ids(b)) for b in batches]
+    ids = [i for b in batches for i in config.batch_ids(b)]
+    x, y = x_all[ids].to(device), y_all[ids].to(device)
+    key = threat_key(threat) if threat else "clean"
+    done = {b: dict(stored.get((b, key), {}).get("attacks", {})) for b in batches}
+    # One record per attack, not per unit: a chain-gradient attack runs for hours on a CPU, and a kill then
+    # loses only the attack it interrupted (merge_records joins a unit's records).
+    for spec in attacks or [None]:
+        targets = None
+        if config.cascade and spec is not None:
+            earlier = [attack_label(s) for s in config.attacks[: config.attacks.index(spec)]]
+            targets = [
+                t
+                for b in batches
+                for t in store.survivors(stored[(b, "clean")], [done[b][k] for k in earlier if k in done[b]])
+            ]
+        record = evaluate_unit(pipe, config, batches[0], x, y, ids, threat, spec and [spec], targets)
+        for batch, part in zip(batches, store.split_record(record, batches, sizes)):
+            store.append_record(shard, part)
+            done[batch].update(part.get("attacks", {}))
 
 
 def pipeline_fingerprint(pipe) -> str:

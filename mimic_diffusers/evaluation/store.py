@@ -65,6 +65,37 @@ def survivors(clean: dict, attacked: List[dict]) -> List[bool]:
     return [any(clean[s][i] and all(a[s][i] for a in attacked) for s in rules) for i in range(len(clean["correct"]))]
 
 
+def split_record(record: dict, batches: List[int], sizes: List[int]) -> List[dict]:
+    """The records of the store's `batches` (of `sizes` samples) that one pass ran together as `record`: every
+    per-sample list cut at the batch boundaries, an attack's seconds shared in proportion to the samples it
+    attacked, and `pass_batches` naming the batches that shared the pass (and so its diagnostics and
+    `max_abs_perturbation`)."""
+    if len(batches) == 1:
+        return [record]
+    out, lo = [], 0
+    for batch, n in zip(batches, sizes):
+        cut = slice(lo, lo + n)
+        part = {**record, "batch": batch, "ids": record["ids"][cut], "labels": record["labels"][cut]}
+        part.update({s: record[s][cut] for s in SCORES if s in record}, pass_batches=list(batches))
+        if "predictions" in record:
+            part["predictions"] = [row[cut] for row in record["predictions"]]
+        if "attacks" in record:
+            part["attacks"] = {}
+            for label, result in record["attacks"].items():
+                targets = result.get("targets", [True] * len(record["ids"]))
+                share = sum(targets[cut]) / sum(targets) if any(targets) else 1 / len(batches)
+                part["attacks"][label] = {
+                    **result,
+                    **{s: result[s][cut] for s in SCORES},
+                    "predictions": [row[cut] for row in result["predictions"]],
+                    **({"targets": result["targets"][cut]} if "targets" in result else {}),
+                    "seconds": result["seconds"] * share,
+                }
+        out.append(part)
+        lo += n
+    return out
+
+
 def append_record(path: str, record: dict) -> None:
     """Append one record as one line; first cut off a torn last line that a killed writer left."""
     line = (json.dumps(record) + "\n").encode()
