@@ -244,7 +244,9 @@ def run_evaluation(
 
 def passes(units: List[tuple], size: int) -> List[List[tuple]]:
     """The units (batch, threat, attacks) in passes of at most `size`, each pass one threat and one list of
-    attacks to run, in the order the units first need them."""
+    attacks to run, in the order the units first need them (one unit a pass keeps the units' own order)."""
+    if size == 1:
+        return [[unit] for unit in units]
     groups: dict = {}
     for unit in units:
         groups.setdefault(json.dumps(unit[1:], sort_keys=True), []).append(unit)
