@@ -172,11 +172,16 @@ def budget_verdict(runs: dict) -> dict:
     return {**{rule: c.to_dict() for rule, c in compared.items()}, "flattened": budget_flattened(compared.values())}
 
 
-def paired_prefix(base: EvalConfig) -> tuple:
-    """(N, {point: config at N}): the most images (a multiple of the batch size; 0 when none) on which every point
-    store under the config's output_dir is complete at its threat."""
+def stored_points(base: EvalConfig) -> list:
+    """The points with a store under the config's output_dir, in the registry's order."""
+    return [p for p in POINTS if glob.glob(os.path.join(ROOT, base.output_dir, p, "results.rank*.jsonl"))]
+
+
+def paired_prefix(base: EvalConfig, points=None) -> tuple:
+    """(N, {point: config at N}): the most images (a multiple of the batch size; 0 when none) on which every one
+    of `points` (default: every point store under the config's output_dir) is complete at its threat."""
     folder = os.path.join(ROOT, base.output_dir)
-    points = [p for p in POINTS if glob.glob(os.path.join(folder, p, "results.rank*.jsonl"))]
+    points = stored_points(base) if points is None else points
     threat = base.threats[0]
     for n in range(base.num_samples, 0, -base.batch_size):
         configs = {p: point_config(dataclasses.replace(base, num_samples=n), p, folder) for p in points}
@@ -209,11 +214,12 @@ def confirmation(config_path: str, study: dict) -> dict:
         for a in mimic
         for b in diffpure
     ]
-    budget = []
-    for p, config in configs.items():
+    budget = []  # each point on its own images: its check needs no other point to have caught up
+    for p in stored_points(base):
         once = [r for r in rows({p: study[p]}) if r["eps"] == eps and r["complete"]] if p in study else []
-        if once and n >= once[0]["n"]:
-            doubled = {p: (dataclasses.replace(config, num_samples=once[0]["n"]), None, {})}
+        own, config = paired_prefix(base, [p])
+        if once and own >= once[0]["n"]:
+            doubled = {p: (dataclasses.replace(config[p], num_samples=once[0]["n"]), None, {})}
             runs = {r: [per_sample(s, p, eps, r) for s in (study, doubled)] for r in RULES}
             budget.append({"point": p, "eps": eps, "n": once[0]["n"], **budget_verdict(runs)})
     table = rows(at_n)

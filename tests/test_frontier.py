@@ -107,6 +107,12 @@ def test_tiny_study_runs_and_reports(tmp_path):
     assert "| +25.0 [" in finding([c], "mimic-gs4") and "] (40) |" in finding([c], "mimic-gs4")
     c["pairs"] = []
     assert "| 2 / 4 | not finished on any image |" in finding([c], "mimic-gs4")
+    # a point that has not caught up leaves nothing paired, yet each other point's budget check stands on its own
+    (tmp_path / "study" / "diffpure-t0.2").mkdir()
+    clean = next(line for line in open(tmp_path / "study" / "mimic-gs4" / "results.rank0.jsonl") if '"clean"' in line)
+    (tmp_path / "study" / "diffpure-t0.2" / "results.rank0.jsonl").write_text(clean)  # its clean pass alone
+    c = frontier_report.confirmation(str(tmp_path / "confirm.yaml"), study)
+    assert c["n"] == 0 and [b["point"] for b in c["budget_check"]] == ["mimic-gs4", "diffpure-t0.3"]
 
 
 def finding(confirm, shipped):
