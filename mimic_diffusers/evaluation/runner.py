@@ -287,14 +287,22 @@ def pipeline_fingerprint(pipe) -> str:
         if component is None:
             continue
         config = getattr(component, "config", None)
-        # where the weights were loaded from is no part of the defense: a store resumes from any install path
-        items = sorted((k, v) for k, v in dict(config).items() if k != "_name_or_path") if config is not None else None
+        items = canonical_config(config) if config is not None else None
         h.update(f"{name}:{items if items is not None else type(component).__name__}".encode())
         if isinstance(component, torch.nn.Module):
             for key, tensor in sorted(component.state_dict().items()):
                 h.update(key.encode())
                 h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+def canonical_config(config) -> list:
+    """A component's config as sorted (key, value) pairs, less what is no part of the defense: where the weights
+    were loaded from (a store resumes from any install path) and the order in which diffusers lists the defaults
+    it filled in (taken from a set, so it changes with each process's hash seed)."""
+    return sorted(
+        (k, sorted(v) if k == "_use_default_values" else v) for k, v in dict(config).items() if k != "_name_or_path"
+    )
 
 
 def save_example_grid(pipe, defense, x, x_adv, y, path):
