@@ -121,10 +121,11 @@ def comparisons(study: dict, table: list, rule: str = "vote") -> list:
     return out
 
 
-def standing(table: list, shipped: str, names, rule: str = "vote") -> list:
+def standing(table: list, shipped: str, names, outcomes=None, rule: str = "vote") -> list:
     """At each eps, whether the shipped point is among the most robust MimicDiffusion points (`names`): complete
     there, with its upper 95% end at or above the best complete point's estimate and every screen's upper bound
-    (a screen above it leaves the answer open until the rest of its cascade runs)."""
+    (a screen above it leaves the answer open until the rest of its cascade runs). `outcomes(point, eps)`, the
+    per-sample results under `rule`, adds the paired comparison of the shipped point with the best other one."""
     out = []
     for eps in sorted({r["eps"] for r in table}):
         mimic = [r for r in table if r["eps"] == eps and r["method"] == "mimic"]
@@ -145,6 +146,10 @@ def standing(table: list, shipped: str, names, rule: str = "vote") -> list:
         else:
             answer = "not settled: a screen is above it" if above else "yes"
         row.update(robust=own[rule]["robust"], best=best["point"], best_robust=best[rule]["robust"])
+        others = [r for r in mimic if r["complete"] and r is not own]
+        if outcomes is not None and others:
+            rival = max(others, key=lambda r: r[rule]["robust"]["accuracy"])["point"]
+            row.update(rival=rival, paired=compare_paired(outcomes(shipped, eps), outcomes(rival, eps)).to_dict())
         out.append(dict(row, screens_above=above, answer=answer))
     return out
 

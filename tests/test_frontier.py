@@ -211,8 +211,11 @@ def test_the_default_is_among_the_most_robust_only_where_its_upper_end_reaches_e
         return {**r, "vote": measured} if complete else {**r, "screen": {"attacks": ["a"], "vote": measured}}
 
     names = ["d", "b", "s", "never"]
-    (yes,) = frontier_report.standing([row("d", 58), row("b", 60), row("s", 61, complete=False)], "d", names)
+    samples = {"d": outcomes(58), "b": outcomes(60)}
+    table = [row("d", 58), row("b", 60), row("s", 61, complete=False)]
+    (yes,) = frontier_report.standing(table, "d", names, lambda point, eps: samples[point])
     assert (yes["answer"], yes["best"], yes["not_run"], yes["screens_above"]) == ("yes", "b", ["never"], [])
+    assert (yes["rival"], yes["paired"]["a_only"], yes["paired"]["b_only"]) == ("b", 0, 2)  # paired on the images
     (no,) = frontier_report.standing([row("d", 58), row("b", 62)], "d", names)
     assert no["answer"] == "no"
     (open_,) = frontier_report.standing([row("d", 58), row("s", 62, complete=False)], "d", names)
@@ -220,7 +223,7 @@ def test_the_default_is_among_the_most_robust_only_where_its_upper_end_reaches_e
     (screened,) = frontier_report.standing([row("d", 58, complete=False), row("b", 40)], "d", names)
     assert screened["answer"] == "the default is not complete at this eps" and "robust" not in screened
     page = markdown([], [], standing=[yes, open_, screened])
-    assert "| 0.2 | d 90.6% [" in page and "| b 93.8% [" in page and "| never | yes |" in page
+    assert "| 0.2 | d 90.6% [" in page and "| b 93.8% [" in page and "| never | yes | b | -3.1 [" in page
     assert "| s at most 96.9% [" in page and "| d: not complete |" in page
 
 

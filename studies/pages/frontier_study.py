@@ -55,7 +55,12 @@ def values() -> dict:
         "flat_drop": FLAT_DROP,
         "rules": list(RULES),
         "flat": flattened(),
-        "standing": standing(s["table"], shipped_point(), [p for p, v in POINTS.items() if v.method == "mimic"]),
+        "standing": standing(
+            s["table"],
+            shipped_point(),
+            [p for p, v in POINTS.items() if v.method == "mimic"],
+            lambda point, eps: per_sample(s["by_eps"][eps], point, eps, "vote"),
+        ),
     }
 
 
