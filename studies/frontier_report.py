@@ -127,6 +127,10 @@ def standing(table: list, shipped: str, names, outcomes=None, rule: str = "vote"
     there, with its upper 95% end at or above the best complete point's estimate and every screen's upper bound
     (a screen above it leaves the answer open until the rest of its cascade runs). `outcomes(point, eps)`, the
     per-sample results under `rule`, adds the paired comparison of the shipped point with the best other one."""
+
+    def robust(r):
+        return r[rule]["robust"]["accuracy"]
+
     out = []
     for eps in sorted({r["eps"] for r in table}):
         mimic = [r for r in table if r["eps"] == eps and r["method"] == "mimic"]
@@ -136,20 +140,15 @@ def standing(table: list, shipped: str, names, outcomes=None, rule: str = "vote"
         if own is None:
             out.append(dict(row, answer="the default is not complete at this eps"))
             continue
-        upper, best = (
-            own[rule]["robust"]["ci95"][1],
-            max((r for r in mimic if r["complete"]), key=lambda r: r[rule]["robust"]["accuracy"]),
-        )
-        screens = [(r["point"], r["screen"][rule]["robust"]) for r in mimic if not r["complete"] and r.get("screen")]
-        above = [(p, robust) for p, robust in screens if robust["accuracy"] > upper]
-        if best[rule]["robust"]["accuracy"] > upper:
-            answer = "no"
-        else:
-            answer = "not settled: a screen is above it" if above else "yes"
+        done = [r for r in mimic if r["complete"]]
+        best, upper = max(done, key=robust), own[rule]["robust"]["ci95"][1]
+        above = [(r["point"], r["screen"][rule]["robust"]) for r in mimic if r.get("screen") and not r["complete"]]
+        above = [(p, m) for p, m in above if m["accuracy"] > upper]
+        answer = "no" if robust(best) > upper else "not settled: a screen is above it" if above else "yes"
         row.update(robust=own[rule]["robust"], best=best["point"], best_robust=best[rule]["robust"])
-        others = [r for r in mimic if r["complete"] and r is not own]
+        others = [r for r in done if r is not own]
         if outcomes is not None and others:
-            rival = max(others, key=lambda r: r[rule]["robust"]["accuracy"])["point"]
+            rival = max(others, key=robust)["point"]
             row.update(rival=rival, paired=compare_paired(outcomes(shipped, eps), outcomes(rival, eps)).to_dict())
         out.append(dict(row, screens_above=above, answer=answer))
     return out
