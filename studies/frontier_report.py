@@ -10,8 +10,8 @@ cascade, so per-attack figures are cumulative).
 Claims rest on paired tests on the same images (`mimic_diffusers.evaluation.statistics`): the most robust
 MimicDiffusion point against the most robust DiffPure point at each eps, and each budget against twice its
 iterations (`mimic_diffusers.evaluation.compare.budget_flattened`); until a budget has flattened, the
-study's numbers are upper bounds. The shipped default's standing at each eps, the test it must pass to ship: its upper 95%
-end reaches the most robust MimicDiffusion point's estimate and every screen's bound.
+study's numbers are upper bounds. The shipped default's standing at each eps is the test it must pass to ship:
+its upper 95% end reaches the most robust MimicDiffusion point's estimate and every screen's bound.
 """
 
 import dataclasses
