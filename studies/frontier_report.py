@@ -31,6 +31,10 @@ FINALISTS = "configs/mnist-frontier-eps0.1.yaml"  # the study's protocol at eps 
 # the confirmation of the shipped default against the most robust DiffPure, one config per eps: more images, at
 # twice the study's iterations, grown point after point (`studies.frontier --step`)
 CONFIRM = ("configs/mnist-confirm-eps0.2.yaml", "configs/mnist-confirm-eps0.3.yaml")
+# every budget check, (lower budgets, higher budgets) on the images both plan: the study's against twice them (its
+# own check, and each confirmation on the study's images), and the confirmation's against twice its own
+CONFIRM_4X = "configs/mnist-confirm-eps0.3-4x.yaml"
+BUDGET_CHECKS = ((STUDY, BUDGET_CHECK), *((STUDY, c) for c in CONFIRM), (CONFIRM[1], CONFIRM_4X))
 RULES = ("vote", "first")  # the decision rules the study reports: the majority of K, the first purification
 
 
@@ -154,19 +158,22 @@ def standing(table: list, shipped: str, names, outcomes=None, rule: str = "vote"
     return out
 
 
-def budget_check(study: dict, doubled: dict) -> list:
-    """Each point and eps run at the study's budgets and at twice the iterations, compared paired under both
+def budget_checks(lower_path: str, higher_path: str) -> list:
+    """Each point stored under both configs, at each eps of both, on the images both plan (the first N of the
+    smaller config) once both have finished them: the lower budgets (A) against the higher (B), paired under both
     rules; flattened only where no rule finds a difference and no rule drops by more than FLAT_DROP."""
-    out = []
-    for point in doubled:
-        if point not in study:
-            continue
-        for r1 in rows({point: study[point]}):
-            r2 = [r for r in rows({point: doubled[point]}) if r["eps"] == r1["eps"]]
-            if not (r1["complete"] and r2 and r2[0]["complete"]):
-                continue
-            runs = {rule: [per_sample(s, point, r1["eps"], rule) for s in (study, doubled)] for rule in RULES}
-            out.append({"point": point, "eps": r1["eps"], **budget_verdict(runs)})
+    low, high = (EvalConfig.from_file(os.path.join(ROOT, p)) for p in (lower_path, higher_path))
+    n, out = min(low.num_samples, high.num_samples), []
+    for point in (p for p in stored_points(high) if p in stored_points(low)):
+        at_n = []
+        for base in (low, high):
+            config = point_config(dataclasses.replace(base, num_samples=n), point, os.path.join(ROOT, base.output_dir))
+            at_n.append({point: (config, read_results(config), {})})
+        for threat in (t for t in high.threats if t in low.threats):
+            if all(s[point][1].complete(threat["norm"], threat["eps"]) for s in at_n):
+                runs = {rule: [per_sample(s, point, threat["eps"], rule) for s in at_n] for rule in RULES}
+                checked = dict(point=point, eps=threat["eps"], n=n, a_config=lower_path, config=higher_path)
+                out.append({**checked, **budget_verdict(runs)})
     return out
 
 
@@ -198,8 +205,7 @@ def paired_prefix(base: EvalConfig, points=None) -> tuple:
 def confirmation(config_path: str, study: dict) -> dict:
     """A confirmation config's stores, paired on the images all its points have finished: each point's robust
     accuracy and table row, each MimicDiffusion point against each DiffPure point (under both rules, and under the
-    vote on the images after the study's alone), and each point's budget check (the study's budgets against the
-    confirmation's, on the study's images) once the confirmation covers them."""
+    vote on the images after the study's alone)."""
     base = EvalConfig.from_file(os.path.join(ROOT, config_path))
     eps, (n, configs) = base.threats[0]["eps"], paired_prefix(base)
     at_n = {p: (c, read_results(c), attacked_samples(c)) for p, c in configs.items()}
@@ -219,14 +225,6 @@ def confirmation(config_path: str, study: dict) -> dict:
         for a in mimic
         for b in diffpure
     ]
-    budget = []  # each point on its own images: its check needs no other point to have caught up
-    for p in stored_points(base):
-        once = [r for r in rows({p: study[p]}) if r["eps"] == eps and r["complete"]] if p in study else []
-        own, config = paired_prefix(base, [p])
-        if once and own >= once[0]["n"]:
-            doubled = {p: (dataclasses.replace(config[p], num_samples=once[0]["n"]), None, {})}
-            runs = {r: [per_sample(s, p, eps, r) for s in (study, doubled)] for r in RULES}
-            budget.append({"point": p, "eps": eps, "n": once[0]["n"], **budget_verdict(runs)})
     table = rows(at_n)
     robust = {row["point"]: {r: row[r]["robust"] for r in RULES} for row in table if row["complete"]}
     return dict(
@@ -239,7 +237,6 @@ def confirmation(config_path: str, study: dict) -> dict:
         protocol=base,
         robust=robust,
         pairs=pairs,
-        budget_check=budget,
     )
 
 
@@ -254,9 +251,7 @@ def analyze() -> dict:
     return {
         "table": extra + table,
         "comparisons": comparisons(finalists, extra) + comparisons(study, table),
-        # each budget check names the config of its doubled budgets: the check's own, or a confirmation's
-        "budget_check": [dict(b, config=BUDGET_CHECK) for b in budget_check(study, doubled)]
-        + [dict(b, config=c["config"]) for c in confirm for b in c["budget_check"]],
+        "budget_check": [b for pair in BUDGET_CHECKS for b in budget_checks(*pair)],
         "confirmation": confirm,
         "protocol": EvalConfig.from_file(os.path.join(ROOT, STUDY)),
         "legacy_records": legacy,

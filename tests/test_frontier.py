@@ -54,6 +54,7 @@ def test_tiny_study_runs_and_reports(tmp_path):
         {"name": "feedback-cut-pgd-eot", "params": {"steps": 1, "eot": 1, "tau": 0.5}},
         {"name": "bpda-eot", "params": {"steps": 1, "eot": 2, "relative_step_size": 5.0}},
     ]
+    config["output_dir"] = str(tmp_path / "study")  # the stores the analysis reads: the runs below write there
     path = tmp_path / "frontier.yaml"
     path.write_text(yaml.safe_dump(config))
     # in this process (its argv as the command takes it; `python -m studies.frontier` is `main()` of this module)
@@ -89,7 +90,7 @@ def test_tiny_study_runs_and_reports(tmp_path):
     assert "at most" in markdown(table, []) and "(screen: feedback-cut-pgd-eot only)" in markdown(table, [])
     assert frontier_plot.plot(table, "mimic-gs4")[:4] == b"\x89PNG"
     # a confirmation of the same points planned on more images than have run: paired on the images both finished,
-    # and its budget check against the study on the study's images (the same records here: nothing discordant)
+    # and the budget check of the study against it on the study's images (the same records here: nothing discordant)
     confirm = dict(config, output_dir=str(tmp_path / "study"), num_samples=4, threats=[{"norm": "Linf", "eps": 0.3}])
     (tmp_path / "confirm.yaml").write_text(yaml.safe_dump(confirm))
     c = frontier_report.confirmation(str(tmp_path / "confirm.yaml"), study)
@@ -98,8 +99,12 @@ def test_tiny_study_runs_and_reports(tmp_path):
         ("mimic-gs4", "diffpure-t0.3", 2, 2)
     ]
     assert c["robust"]["mimic-gs4"]["vote"]["n"] == 2
-    checks = [(b["point"], b["vote"]["a_only"] + b["vote"]["b_only"], b["flattened"]) for b in c["budget_check"]]
-    assert checks == [("mimic-gs4", 0, True), ("diffpure-t0.3", 0, True)]
+    checked = frontier_report.budget_checks(str(path), str(tmp_path / "confirm.yaml"))
+    checks = [
+        (b["point"], b["eps"], b["n"], b["vote"]["a_only"] + b["vote"]["b_only"], b["flattened"]) for b in checked
+    ]
+    # on the images both plan (2 of the study's, 4 of the confirmation's); eps 0.2 is not in both
+    assert checks == [("mimic-gs4", 0.3, 2, 0, True), ("diffpure-t0.3", 0.3, 2, 0, True)]
     assert c["chosen_on"] == 2 and c["pairs"][0]["unseen"] is None  # no image after the study's has run yet
     text = finding([c], "mimic-gs4")
     assert "| 0.3 | `" in text and "| 2 / 4 |" in text and "| none yet |" in text
@@ -112,14 +117,22 @@ def test_tiny_study_runs_and_reports(tmp_path):
     clean = next(line for line in open(tmp_path / "study" / "mimic-gs4" / "results.rank0.jsonl") if '"clean"' in line)
     (tmp_path / "study" / "diffpure-t0.2" / "results.rank0.jsonl").write_text(clean)  # its clean pass alone
     c = frontier_report.confirmation(str(tmp_path / "confirm.yaml"), study)
-    assert c["n"] == 0 and [b["point"] for b in c["budget_check"]] == ["mimic-gs4", "diffpure-t0.3"]
+    checked = frontier_report.budget_checks(str(path), str(tmp_path / "confirm.yaml"))
+    assert c["n"] == 0 and [b["point"] for b in checked] == ["mimic-gs4", "diffpure-t0.3"]
 
 
 def finding(confirm, shipped):
     """README's finding for no frontier rows and these confirmations."""
     protocol = frontier_report.EvalConfig.from_file(os.path.join(ROOT, frontier_report.STUDY))
     return TEMPLATES.get_template("finding.md.j2").render(
-        rows=[], confirm=confirm, shipped=shipped, votes=5, flat={}, study_config="", protocol=protocol
+        rows=[],
+        confirm=confirm,
+        shipped=shipped,
+        votes=5,
+        flat={},
+        flat_at={c["config"]: {} for c in confirm},
+        study_config="",
+        protocol=protocol,
     )
 
 
@@ -194,9 +207,10 @@ def test_budget_flattened_needs_no_paired_difference_and_a_small_drop():
         {"vote": [outcomes(60), outcomes(40)], "first": [outcomes(45), outcomes(45)]}
     )
     assert significant["vote"]["verdict"] == "A better" and not significant["flattened"]
-    check = {"point": "mimic-gs4", "eps": 0.2, "config": "configs/mnist-frontier-2x.yaml", **lax}
-    text = markdown([], [], [check])
-    assert "| mimic-gs4 | 0.2 | first | `configs/mnist-frontier-2x.yaml` | 57/64 | 52/64 | +7.8 [" in text
+    configs = {"a_config": "configs/mnist-frontier.yaml", "config": "configs/mnist-frontier-2x.yaml"}
+    text = markdown([], [], [{"point": "mimic-gs4", "eps": 0.2, **configs, **lax}])
+    row = "| mimic-gs4 | 0.2 | first | `configs/mnist-frontier.yaml` | `configs/mnist-frontier-2x.yaml` | 57/64 | 52/64 |"
+    assert row + " +7.8 [" in text
     assert text.count("| no |") == 2
 
 

@@ -7,17 +7,30 @@ import os
 from functools import lru_cache
 
 from mimic_diffusers.defaults import shipped_pipeline_path
+from mimic_diffusers.evaluation import EvalConfig
 from mimic_diffusers.evaluation.compare import FLAT_DROP
 from mimic_diffusers.evaluation.statistics import compare_paired
 
 from ..frontier import POINTS
 from ..frontier_plot import plot
-from ..frontier_report import BUDGET_CHECK, CONFIRM, FINALISTS, RULES, STUDY, analyze, per_sample, standing
+from ..frontier_report import (
+    BUDGET_CHECK,
+    CONFIRM,
+    CONFIRM_4X,
+    FINALISTS,
+    RULES,
+    STUDY,
+    analyze,
+    per_sample,
+    standing,
+)
 from .common import ROOT, rel, render
 
 PAPER_DIFFPURE = "diffpure-t0.1"  # DiffPure at the t* the MimicDiffusion paper compares with
 CONFIRM_STEP = 32  # images a confirmation grows by, point after point (`studies.frontier --step`)
-SOURCES = [f"the stores of `{STUDY}`, `{FINALISTS}`, `{BUDGET_CHECK}`, " + ", ".join(f"`{c}`" for c in CONFIRM)]
+SOURCES = [
+    f"the stores of `{STUDY}`, `{FINALISTS}`, `{BUDGET_CHECK}`, " + ", ".join(f"`{c}`" for c in (*CONFIRM, CONFIRM_4X))
+]
 
 
 @lru_cache(maxsize=None)
@@ -37,10 +50,11 @@ def shipped_point() -> str:
     raise ValueError("the shipped pipeline's guidance options are no point of studies/frontier.py: add and run it")
 
 
-def flattened() -> dict:
-    """{(point, eps): "yes" or "no"}: "yes" only where every budget check of that point and eps flattened."""
+def flattened(budgets: str = STUDY) -> dict:
+    """{(point, eps): "yes" or "no"} of the numbers measured at the budgets of config `budgets`: "yes" only where
+    every budget check of that point and eps against larger budgets flattened."""
     checks = {}
-    for c in study()["budget_check"]:
+    for c in (c for c in study()["budget_check"] if c["a_config"] == budgets):
         checks.setdefault((c["point"], c["eps"]), []).append(c["flattened"])
     return {key: "yes" if all(flat) else "no" for key, flat in checks.items()}
 
@@ -109,6 +123,7 @@ def finding() -> str:
         shipped=shipped,
         paper_point=PAPER_DIFFPURE,
         votes=s["protocol"].votes,
+        flat_at={c: flattened(c) for c in CONFIRM},
         **{k: v for k, v in values().items() if k not in ("comparisons",)},
     )
 
@@ -132,10 +147,12 @@ def frontier_commands() -> str:
                 by_eps.setdefault(eps, []).append(point)
         flag = "" if config == STUDY else f" --config {config}"
         commands += [(flag, points, eps, None) for eps, points in by_eps.items()]
-    for c in s["confirmation"]:  # the points grown together, so that a stop anywhere leaves them paired
-        points = [p for p in POINTS if os.path.isdir(os.path.join(ROOT, c["protocol"].output_dir, p))]
+    # the points grown together, so that a stop anywhere leaves them paired
+    for config in (*CONFIRM, CONFIRM_4X):
+        protocol = EvalConfig.from_file(os.path.join(ROOT, config))
+        points = [p for p in POINTS if os.path.isdir(os.path.join(ROOT, protocol.output_dir, p))]
         if points:
-            commands.append((f" --config {c['config']}", points, (c["eps"],), CONFIRM_STEP))
+            commands.append((f" --config {config}", points, (protocol.threats[0]["eps"],), CONFIRM_STEP))
     return render("frontier_commands.md.j2", ["`studies/frontier.py` (`POINTS`)", *SOURCES], commands=commands)
 
 
