@@ -185,9 +185,7 @@ def test_browser_purification(pipe, tmp_path):
             x, truth = app.mnist_digit(pipe, 7)
             assert f"MNIST test digit #7, true label {truth}" in text and "Attack: PGD" in text
             # the page shows what the app's function computes for the same choices (seed 0, default options)
-            expected = app.purify_and_classify(
-                pipe, x, truth, app.PGD, 0.3, 5, 0, **{k: pipe.scheduler.config[k] for k in app.GUIDANCE_KEYS}
-            ).probabilities
+            expected = app.purify_and_classify(pipe, x, truth, app.PGD, 0.3, 5, 0).probabilities
             for name in ("clean", "adversarial", "purified"):
                 assert page.locator(f"#{name}-image img").get_attribute("src")
                 lines = page.locator(f"#{name}-label").inner_text().split("\n")

@@ -38,16 +38,6 @@ REPO_ROOT = os.path.dirname(os.path.dirname(SPACE_DIR))
 DEFAULT_PIPELINE = DEFAULT_PIPELINE_NAME
 NO_ATTACK, PGD, BPDA = "none", "PGD on the classifier", "BPDA+EOT on purifier + classifier"
 ATTACK_STEPS = 10
-GUIDANCE_KEYS = (
-    "guidance_window_start",
-    "guidance_window_end",
-    "distance",
-    "long_range",
-    "short_range",
-    "sr_direction",
-    "step_size_rule",
-    "guidance_scale",
-)
 # the short-range operator H: "up" (a bicubic upsampling, the paper's wording) or "down" (DPS's forward operator)
 SR_DIRECTIONS = ("up", "down")
 
@@ -201,50 +191,23 @@ def build_demo(pipe: Optional[MimicDiffusionPipeline] = None, default_steps: int
     config, n_test = pipe.scheduler.config, len(mnist_test_split())
     size, channels = image_size(pipe), pipe.unet.config.in_channels
 
-    def on_purify(
-        source,
-        index,
-        upload,
-        attack,
-        eps,
-        steps,
-        window_start,
-        window_end,
-        distance,
-        long_range,
-        short_range,
-        sr_direction,
-        step_size_rule,
-        guidance_scale,
-        seed,
-        progress=gr.Progress(track_tqdm=True),
-    ):
+    def on_purify(values, progress=gr.Progress(track_tqdm=True)):
+        """`values`: {component: value} of every input (Gradio passes a dict when the inputs are a set)."""
+        source, index, attack, eps, steps = (values[c] for c in (source_in, index_in, attack_in, eps_in, steps_in))
         progress(0, desc="loading the image")
         if source == UPLOAD:
-            x, note = load_upload(upload, size, channels)
+            x, note = load_upload(values[upload_in], size, channels)
             probs = probabilities(pipe, x)
             label = int(max(probs, key=probs.get))  # an upload has no ground truth: attack the clean prediction
             note = f"{note}; attacked label = the classifier's clean prediction ({label})."
         else:
             x, label = mnist_digit(pipe, index)
             note = f"MNIST test digit #{int(index)}, true label {label}."
-        guidance = dict(
-            zip(
-                GUIDANCE_KEYS,
-                (
-                    window_start,
-                    window_end,
-                    distance,
-                    long_range,
-                    short_range,
-                    sr_direction,
-                    step_size_rule,
-                    guidance_scale,
-                ),
-            )
-        )
+        guidance = {key: values[component] for key, component in guidance_in.items()}
         progress(0.05, desc=f"attack: {attack}")
-        outcome = purify_and_classify(pipe, x, label, attack, float(eps), int(steps), int(seed or 0), **guidance)
+        outcome = purify_and_classify(
+            pipe, x, label, attack, float(eps), int(steps), int(values[seed_in] or 0), **guidance
+        )
         p = outcome.probabilities
         return (
             to_pil(outcome.clean),
@@ -264,8 +227,8 @@ def build_demo(pipe: Optional[MimicDiffusionPipeline] = None, default_steps: int
         )
         with gr.Row():
             with gr.Column(scale=1):
-                source = gr.Radio([DIGIT, UPLOAD], value=DIGIT, label="Input", elem_id="source")
-                index = gr.Number(
+                source_in = gr.Radio([DIGIT, UPLOAD], value=DIGIT, label="Input", elem_id="source")
+                index_in = gr.Number(
                     0,
                     precision=0,
                     minimum=0,
@@ -273,17 +236,17 @@ def build_demo(pipe: Optional[MimicDiffusionPipeline] = None, default_steps: int
                     label=f"Test digit (0..{n_test - 1})",
                     elem_id="index",
                 )
-                upload = gr.File(
+                upload_in = gr.File(
                     label=f"Upload an image (up to 2 MB; converted to {size}x{size} grayscale)",
                     file_types=["image"],
                     type="filepath",
                     elem_id="upload",
                 )
-                attack = gr.Radio(available_attacks(), value=NO_ATTACK, label="Attack", elem_id="attack")
+                attack_in = gr.Radio(available_attacks(), value=NO_ATTACK, label="Attack", elem_id="attack")
                 if BPDA_NOTE:
                     gr.Markdown(BPDA_NOTE)
-                eps = gr.Slider(0, 0.5, value=0.3, step=0.01, label="eps (L-inf)", elem_id="eps")
-                steps = gr.Slider(
+                eps_in = gr.Slider(0, 0.5, value=0.3, step=0.01, label="eps (L-inf)", elem_id="eps")
+                steps_in = gr.Slider(
                     1,
                     config.num_train_timesteps,
                     value=default_steps,
@@ -292,25 +255,31 @@ def build_demo(pipe: Optional[MimicDiffusionPipeline] = None, default_steps: int
                     elem_id="steps",
                 )
                 with gr.Accordion("Guidance options", open=False):
-                    window_start = gr.Slider(
-                        0.01, 1, value=config.guidance_window_start, step=0.01, label="Window start (fraction of T)"
-                    )
-                    window_end = gr.Slider(
-                        0, 0.99, value=config.guidance_window_end, step=0.01, label="Window end (fraction of T)"
-                    )
-                    distance = gr.Radio(sorted(DISTANCES), value=config.distance, label="Distance")
-                    long_range = gr.Checkbox(config.long_range, label="Long-range guidance")
-                    short_range = gr.Checkbox(config.short_range, label="Short-range guidance")
-                    sr_direction = gr.Radio(
-                        list(SR_DIRECTIONS), value=config.sr_direction, label="Short-range operator H (resamples)"
-                    )
-                    step_size_rule = gr.Dropdown(
-                        sorted(STEP_SIZE_RULES), value=config.step_size_rule, label="Step size rule"
-                    )
-                    guidance_scale = gr.Number(
-                        config.guidance_scale, label="Guidance scale (empty: the rule's default)"
-                    )
-                    seed = gr.Number(0, precision=0, label="Seed")
+                    guidance_in = {  # the scheduler options the demo exposes, each its own input
+                        "guidance_window_start": gr.Slider(
+                            0.01,
+                            1,
+                            value=config.guidance_window_start,
+                            step=0.01,
+                            label="Window start (fraction of T)",
+                        ),
+                        "guidance_window_end": gr.Slider(
+                            0, 0.99, value=config.guidance_window_end, step=0.01, label="Window end (fraction of T)"
+                        ),
+                        "distance": gr.Radio(sorted(DISTANCES), value=config.distance, label="Distance"),
+                        "long_range": gr.Checkbox(config.long_range, label="Long-range guidance"),
+                        "short_range": gr.Checkbox(config.short_range, label="Short-range guidance"),
+                        "sr_direction": gr.Radio(
+                            list(SR_DIRECTIONS), value=config.sr_direction, label="Short-range operator H (resamples)"
+                        ),
+                        "step_size_rule": gr.Dropdown(
+                            sorted(STEP_SIZE_RULES), value=config.step_size_rule, label="Step size rule"
+                        ),
+                        "guidance_scale": gr.Number(
+                            config.guidance_scale, label="Guidance scale (empty: the rule's default)"
+                        ),
+                    }
+                    seed_in = gr.Number(0, precision=0, label="Seed")
                 button = gr.Button("Attack and purify", variant="primary", elem_id="purify")
             with gr.Column(scale=2):
                 with gr.Row():
@@ -339,27 +308,8 @@ def build_demo(pipe: Optional[MimicDiffusionPipeline] = None, default_steps: int
                     elem_id="trajectory",
                 )
                 info = gr.Markdown(elem_id="info")
-        button.click(
-            on_purify,
-            [
-                source,
-                index,
-                upload,
-                attack,
-                eps,
-                steps,
-                window_start,
-                window_end,
-                distance,
-                long_range,
-                short_range,
-                sr_direction,
-                step_size_rule,
-                guidance_scale,
-                seed,
-            ],
-            outputs + [strip, info],
-        )
+        inputs = {source_in, index_in, upload_in, attack_in, eps_in, steps_in, seed_in, *guidance_in.values()}
+        button.click(on_purify, inputs, outputs + [strip, info])
     return demo
 
 
