@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The frontier's confirmation on one CUDA card, in calls of a few minutes (a lent GPU machine's 10-minute calls):
+# grows the committed stores in the order the open questions need them, then packs every confirmation store into
+# one archive (unpack it in the repository root and commit; the stores resume wherever a call stopped).
+#   1. the confirmation's own budget check at eps 0.3: four times the frontier's iterations, on its 64 images;
+#   2. the eps 0.3 confirmation (256 images), then the eps 0.2 one (128), at twice the frontier's iterations.
+#   bash studies/gpu_confirm.sh MINUTES [ARCHIVE]      # e.g. bash studies/gpu_confirm.sh 8 "$OUT/stores.tar.gz"
+# Each run is stopped (SIGINT) when the minutes are spent; a stop loses only the attack it interrupted.
+set -u
+minutes=${1:?usage: gpu_confirm.sh MINUTES [ARCHIVE]}
+archive=${2:-stores.tar.gz}
+deadline=$((SECONDS + minutes * 60))
+grow() {  # the flags of one studies.frontier run
+  local left=$((deadline - SECONDS - 20))  # 20 s kept for packing the stores
+  if [ "$left" -gt 0 ]; then
+    timeout --signal=INT "$left" python -m studies.frontier --step 64 --batches-per-pass 4 "$@" \
+      --note "one CUDA card, in calls of $minutes minutes (studies/gpu_confirm.sh)"
+  fi
+}
+grow --config configs/mnist-confirm-eps0.3-4x.yaml --points mimic-gs4-up diffpure-t0.3
+grow --config configs/mnist-confirm-eps0.3.yaml --points mimic-gs4-up diffpure-t0.3
+grow --config configs/mnist-confirm-eps0.2.yaml --points mimic-gs4-up diffpure-t0.2
+tar czf "$archive" benchmarks/results/confirm-eps0.*
+echo "packed $(tar tzf "$archive" | grep -c 'results.rank') record shards into $archive"
