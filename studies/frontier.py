@@ -15,6 +15,7 @@ together, 32 images at a time, so that a long paired run can stop anywhere with 
 import argparse
 import dataclasses
 import os
+import sys
 from dataclasses import dataclass, field
 
 from mimic_diffusers.evaluation import EvalConfig, run_evaluation
@@ -122,4 +123,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C or `timeout --signal=INT`: the attack in flight is lost, nothing else
+        print("interrupted: every finished attack is stored; the same command resumes", file=sys.stderr)
+        sys.exit(130)
