@@ -73,3 +73,26 @@ def test_gpu_check_refuses_without_cuda(gpu_check, monkeypatch, tmp_path, capsys
     with pytest.raises(SystemExit) as exit:
         gpu_check.main()
     assert exit.value.code == 2 and "no CUDA device" in capsys.readouterr().err and not os.listdir(tmp_path)
+
+
+def test_gpu_confirm_script_packs_every_confirmation_store_when_its_minutes_are_spent(tmp_path):
+    """studies/gpu_confirm.sh with no minutes left runs nothing and still packs the stores to unpack here."""
+    import tarfile
+
+    archive = tmp_path / "stores.tar.gz"
+    result = subprocess.run(
+        ["bash", "studies/gpu_confirm.sh", "0", str(archive)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    names = tarfile.open(archive).getnames()
+    stored = [
+        os.path.relpath(os.path.join(folder, f), ROOT)
+        for folder, _, files in os.walk(os.path.join(ROOT, "benchmarks", "results"))
+        if os.path.basename(os.path.dirname(folder)).startswith("confirm-eps0.")
+        for f in files
+        if f.startswith("results.rank")
+    ]
+    assert stored and sorted(n for n in names if os.path.basename(n).startswith("results.rank")) == sorted(stored)
+    assert f"packed {len(stored)} record shards" in result.stdout
+    usage = subprocess.run(["bash", "studies/gpu_confirm.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert usage.returncode != 0 and "usage: gpu_confirm.sh MINUTES" in usage.stderr
