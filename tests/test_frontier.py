@@ -294,11 +294,18 @@ def test_model_card_takes_the_confirmation_once_every_planned_image_has_run(monk
     confirm = {"config": "configs/mnist-confirm-eps0.3.yaml", "eps": 0.3, "n": 128, "planned": 256}
     pair = {"a": "mimic-gs4-up", "b": "diffpure-t0.3", "vote": {"difference": 0.02}}
     confirm.update(table=[row(128)], pairs=[pair])
-    study = {"table": [row(64)], "comparisons": [frontier_pair], "confirmation": [confirm]}
+    protocol = frontier_report.EvalConfig.from_file(os.path.join(ROOT, frontier_report.STUDY))
+    study = {"table": [row(64)], "comparisons": [frontier_pair], "confirmation": [confirm], "protocol": protocol}
     monkeypatch.setattr(model_card_results, "study", lambda: study)
     monkeypatch.setattr(model_card_results, "shipped_point", lambda: "mimic-gs4-up")
     [(r, c, command)] = model_card_results.current_rows()
-    assert (r["n"], c["difference"], "--config" in command) == (64, 0.05, False)  # 128 of 256: still the frontier's
+    assert (r["n"], c["difference"]) == (64, 0.05)  # 128 of 256: still the frontier's
+    assert command == f"python -m studies.frontier --config {frontier_report.STUDY} --points mimic-gs4-up --eps 0.3"
+    # an eps outside the study's threats ran from the finalists' config, and its command says so
+    study["table"].append(dict(row(64), eps=0.1))
+    study["comparisons"].append(dict(frontier_pair, eps=0.1, b="diffpure-t0.2"))
+    assert f"--config {frontier_report.FINALISTS} --points" in model_card_results.current_rows()[1][2]
+    study["table"].pop(), study["comparisons"].pop()
     confirm.update(n=256, table=[row(256)])
     [(r, c, command)] = model_card_results.current_rows()
     assert (r["n"], c["difference"], c["b"]) == (256, 0.02, "diffpure-t0.3")

@@ -11,7 +11,7 @@ from mimic_diffusers.defaults import shipped_pipeline_path
 from mimic_diffusers.modelcard import model_card
 
 from .common import RESULTS, load, rel
-from .frontier_study import CONFIRM_STEP, STUDY, shipped_point, study
+from .frontier_study import CONFIRM_STEP, FINALISTS, STUDY, shipped_point, study
 
 
 def current_rows() -> list:
@@ -22,7 +22,8 @@ def current_rows() -> list:
     best = {(c["eps"], c["a"]): c for c in s["comparisons"]}
     out = []
     for r in sorted((r for r in s["table"] if r["point"] == point and r["complete"]), key=lambda r: -r["eps"]):
-        command = f"python -m studies.frontier --points {point} --eps {r['eps']:g} ({STUDY})"
+        config = STUDY if r["eps"] in {t["eps"] for t in s["protocol"].threats} else FINALISTS  # eps 0.1: finalists
+        command = f"python -m studies.frontier --config {config} --points {point} --eps {r['eps']:g}"
         out.append((r, best[(r["eps"], point)], command))
         for c in s["confirmation"]:
             done = [x for x in c["table"] if x["point"] == point and x["complete"]]
