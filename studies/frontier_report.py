@@ -163,12 +163,9 @@ def budget_checks(lower_path: str, higher_path: str) -> list:
     smaller config) once both have finished them: the lower budgets (A) against the higher (B), paired under both
     rules; flattened only where no rule finds a difference and no rule drops by more than FLAT_DROP."""
     low, high = (EvalConfig.from_file(os.path.join(ROOT, p)) for p in (lower_path, higher_path))
-    n, out = min(low.num_samples, high.num_samples), []
-    for point in (p for p in stored_points(high) if p in stored_points(low)):
-        at_n = []
-        for base in (low, high):
-            config = point_config(dataclasses.replace(base, num_samples=n), point, os.path.join(ROOT, base.output_dir))
-            at_n.append({point: (config, read_results(config), {})})
+    n, out, in_low = min(low.num_samples, high.num_samples), [], stored_points(low)
+    for point in (p for p in stored_points(high) if p in in_low):
+        at_n = [{point: (c, read_results(c), {})} for c in (config_at(base, n, point) for base in (low, high))]
         for threat in (t for t in high.threats if t in low.threats):
             if all(s[point][1].complete(threat["norm"], threat["eps"]) for s in at_n):
                 runs = {rule: [per_sample(s, point, threat["eps"], rule) for s in at_n] for rule in RULES}
@@ -189,14 +186,18 @@ def stored_points(base: EvalConfig) -> list:
     return [p for p in POINTS if glob.glob(os.path.join(ROOT, base.output_dir, p, "results.rank*.jsonl"))]
 
 
+def config_at(base: EvalConfig, n: int, point: str) -> EvalConfig:
+    """A point's config on the first `n` images, its store under the config's output_dir."""
+    return point_config(dataclasses.replace(base, num_samples=n), point, os.path.join(ROOT, base.output_dir))
+
+
 def paired_prefix(base: EvalConfig, points=None) -> tuple:
     """(N, {point: config at N}): the most images (a multiple of the batch size; 0 when none) on which every one
     of `points` (default: every point store under the config's output_dir) is complete at its threat."""
-    folder = os.path.join(ROOT, base.output_dir)
     points = stored_points(base) if points is None else points
     threat = base.threats[0]
     for n in range(base.num_samples, 0, -base.batch_size):
-        configs = {p: point_config(dataclasses.replace(base, num_samples=n), p, folder) for p in points}
+        configs = {p: config_at(base, n, p) for p in points}
         if points and all(read_results(c).complete(threat["norm"], threat["eps"]) for c in configs.values()):
             return n, configs
     return 0, {}
