@@ -170,7 +170,21 @@ def budget_checks(lower_path: str, higher_path: str) -> list:
             if all(s[point][1].complete(threat["norm"], threat["eps"]) for s in at_n):
                 runs = {rule: [per_sample(s, point, threat["eps"], rule) for s in at_n] for rule in RULES}
                 checked = dict(point=point, eps=threat["eps"], n=n, a_config=lower_path, config=higher_path)
-                out.append({**checked, **budget_verdict(runs)})
+                out.append({**checked, **budget_verdict(runs), "stages": stages(at_n, point, threat)})
+    return out
+
+
+def stages(at_n: list, point: str, threat: dict) -> list:
+    """Where a budget check's difference arises: after each attack of the cascade, the cumulative robust counts
+    under the deployed vote at the lower budgets (A) and at the higher (B), compared paired on the same images."""
+    (a_config, *_), (b_config, *_) = (s[point] for s in at_n)
+    names = [attack_label(a) for a in a_config.attacks]
+    if names != [attack_label(b) for b in b_config.attacks]:
+        return []  # other cascades: no attack-by-attack comparison
+    out = []
+    for k, name in enumerate(names, 1):
+        a, b = (worst_case_samples(c, threat, RULE_NAMES["vote"], through=k) for c in (a_config, b_config))
+        out.append(dict(attack=name, **compare_paired(a, b).to_dict()))
     return out
 
 

@@ -543,6 +543,10 @@ def test_worst_case_samples_are_the_summary_worst_case_per_sample(tmp_path):
     )
     assert worst_case_samples(config, threat, "correct") == {0: F, 1: T, 2: F, 3: F}
     assert worst_case_samples(config, threat) == {0: F, 1: T, 2: F, 3: F}
+    assert worst_case_samples(config, threat, through=1) == {0: F, 1: T, 2: F, 3: F}
+    assert worst_case_samples(config, threat, "correct", through=1) == {0: F, 1: T, 2: T, 3: F}
+    with pytest.raises(ValueError, match=r"through must be None or 1\.\.2"):
+        worst_case_samples(config, threat, through=3)
     t = summarize([clean, attacked], config)["threats"]["Linf-0.3"]
     assert t["worst_case"]["correct"] == 1 and t["worst_case_vote"]["correct"] == 1
     with pytest.raises(ValueError, match="holds no attack results at Linf-0.2"):

@@ -105,6 +105,12 @@ def test_tiny_study_runs_and_reports(tmp_path):
     ]
     # on the images both plan (2 of the study's, 4 of the confirmation's); eps 0.2 is not in both
     assert checks == [("mimic-gs4", 0.3, 2, 0, True), ("diffpure-t0.3", 0.3, 2, 0, True)]
+    # attack by attack, cumulative: the last stage is the worst case the check compares
+    for b in checked:
+        assert [st["attack"] for st in b["stages"]] == [a["name"] for a in config["attacks"]]
+        last = b["stages"][-1]
+        assert (last["a_robust"], last["b_robust"]) == (b["vote"]["a_robust"], b["vote"]["b_robust"])
+        assert all(x[k] >= y[k] for x, y in zip(b["stages"], b["stages"][1:]) for k in ("a_robust", "b_robust"))
     assert c["chosen_on"] == 2 and c["pairs"][0]["unseen"] is None  # no image after the study's has run yet
     text = finding([c], "mimic-gs4")
     assert "| 0.3 | `" in text and "| 2 / 4 |" in text and "| none yet |" in text

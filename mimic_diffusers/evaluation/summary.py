@@ -94,15 +94,21 @@ def summarize(records: List[dict], config: EvalConfig) -> dict:
     return out
 
 
-def worst_case_samples(config: EvalConfig, threat: dict, rule: str = "vote_correct") -> Dict[int, bool]:
+def worst_case_samples(
+    config: EvalConfig, threat: dict, rule: str = "vote_correct", through: Optional[int] = None
+) -> Dict[int, bool]:
     """{sample id: robust under `rule` after every attack of `config` in its store}, the worst case per
-    sample, so that stores of the same images (restarts, other budgets) combine per sample."""
+    sample, so that stores of the same images (restarts, other budgets) combine per sample; `through=k`:
+    after the config's first k attacks only (a cascade's cumulative result at that stage)."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {sorted(RULES)}, got {rule!r}")
+    if through is not None and not 1 <= through <= len(config.attacks):
+        raise ValueError(f"through must be None or 1..{len(config.attacks)} (the config's attacks), got {through!r}")
     merged = _merged(store.read_records(config.output_dir), config)
     clean_by_batch = {r["batch"]: r for r in merged.values() if r["threat"] == "clean"}
     rows = _threat_rows(merged, threat_key(threat), clean_by_batch)
-    labels = [attack_label(spec) for spec in config.attacks if all(attack_label(spec) in r["attacks"] for r in rows)]
+    specs = config.attacks[:through]
+    labels = [attack_label(spec) for spec in specs if all(attack_label(spec) in r["attacks"] for r in rows)]
     if not rows or not labels:
         raise ValueError(f"the store {config.output_dir!r} holds no attack results at {threat_key(threat)}")
     scores = [robust_under_rule(rows, label, rule, clean_by_batch) for label in labels]
