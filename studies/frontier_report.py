@@ -38,17 +38,17 @@ BUDGET_CHECKS = ((STUDY, BUDGET_CHECK), *((STUDY, c) for c in CONFIRM), (CONFIRM
 RULES = ("vote", "first")  # the decision rules the study reports: the majority of K, the first purification
 
 
-def point_summaries(config_path: str, folder: str = None) -> dict:
-    """{point: (config, summary, attacked)} of every point store under `folder` (default: the config's
-    output_dir), in the registry's order."""
+def point_configs(config_path: str, folder: str = None) -> dict:
+    """{point: config} of every point store under `folder` (default: the config's output_dir), in the
+    registry's order."""
     base = EvalConfig.from_file(os.path.join(ROOT, config_path))
     folder = os.path.join(ROOT, folder or base.output_dir)
-    out = {}
-    for point in POINTS:
-        if glob.glob(os.path.join(folder, point, "results.rank*.jsonl")):
-            config = point_config(base, point, folder)
-            out[point] = (config, read_results(config), attacked_samples(config))
-    return out
+    return {point: point_config(base, point, folder) for point in stored_points(base, folder)}
+
+
+def point_summaries(config_path: str, folder: str = None) -> dict:
+    """{point: (config, summary, attacked)} of every point store under `folder` (`point_configs`)."""
+    return {p: (c, read_results(c), attacked_samples(c)) for p, c in point_configs(config_path, folder).items()}
 
 
 def attacked_samples(config: EvalConfig) -> dict:
@@ -195,9 +195,10 @@ def budget_verdict(runs: dict) -> dict:
     return {**{rule: c.to_dict() for rule, c in compared.items()}, "flattened": budget_flattened(compared.values())}
 
 
-def stored_points(base: EvalConfig) -> list:
-    """The points with a store under the config's output_dir, in the registry's order."""
-    return [p for p in POINTS if glob.glob(os.path.join(ROOT, base.output_dir, p, "results.rank*.jsonl"))]
+def stored_points(base: EvalConfig, folder: str = None) -> list:
+    """The points with a store under `folder` (default: the config's output_dir), in the registry's order."""
+    folder = folder or os.path.join(ROOT, base.output_dir)
+    return [p for p in POINTS if glob.glob(os.path.join(folder, p, "results.rank*.jsonl"))]
 
 
 def config_at(base: EvalConfig, n: int, point: str) -> EvalConfig:
@@ -258,10 +259,10 @@ def confirmation(config_path: str, study: dict) -> dict:
 def analyze() -> dict:
     """The study's table (with its finalists at eps 0.1), paired comparisons, budget checks, confirmations,
     protocol and the count of records made by the earlier seed scheme, from the committed stores."""
-    study, doubled, finalists = (point_summaries(c) for c in (STUDY, BUDGET_CHECK, FINALISTS))
+    study, finalists = (point_summaries(c) for c in (STUDY, FINALISTS))
     table, extra = rows(study), rows(finalists)
-    stores = (*study.values(), *doubled.values(), *finalists.values())
-    legacy = [sum(x) for x in zip(*(legacy_records(s[0]) for s in stores))] or [0, 0]
+    stores = (*(s[0] for s in (*study.values(), *finalists.values())), *point_configs(BUDGET_CHECK).values())
+    legacy = [sum(x) for x in zip(*(legacy_records(c) for c in stores))] or [0, 0]
     confirm = [confirmation(c, study) for c in CONFIRM]
     return {
         "table": extra + table,
