@@ -214,10 +214,13 @@ def test_budget_flattened_needs_no_paired_difference_and_a_small_drop():
     )
     assert significant["vote"]["verdict"] == "A better" and not significant["flattened"]
     configs = {"a_config": "configs/mnist-frontier.yaml", "config": "configs/mnist-frontier-2x.yaml"}
-    text = markdown([], [], [{"point": "mimic-gs4", "eps": 0.2, **configs, **lax}])
+    stage = {"attack": "bpda-eot", **frontier_report.compare_paired(outcomes(59), outcomes(57)).to_dict()}
+    text = markdown([], [], [{"point": "mimic-gs4", "eps": 0.2, **configs, **lax, "stages": [stage]}])
     row = "| mimic-gs4 | 0.2 | first | `configs/mnist-frontier.yaml` | `configs/mnist-frontier-2x.yaml` | 57/64 | 52/64 |"
     assert row + " +7.8 [" in text
     assert text.count("| no |") == 2
+    row = "| mimic-gs4 | 0.2 | `configs/mnist-frontier.yaml` | `configs/mnist-frontier-2x.yaml` | bpda-eot | 59/64 | 57/64 |"
+    assert row + " +3.1 [" in text  # attack by attack
 
 
 def test_the_default_is_among_the_most_robust_only_where_its_upper_end_reaches_every_measured_point():
