@@ -33,8 +33,8 @@ FINALISTS = "configs/mnist-frontier-eps0.1.yaml"  # the study's protocol at eps 
 CONFIRM = ("configs/mnist-confirm-eps0.2.yaml", "configs/mnist-confirm-eps0.3.yaml")
 # every budget check, (lower budgets, higher budgets) on the images both plan: the study's against twice them (its
 # own check, and each confirmation on the study's images), and the confirmation's against twice its own
-CONFIRM_4X = "configs/mnist-confirm-eps0.3-4x.yaml"
-BUDGET_CHECKS = ((STUDY, BUDGET_CHECK), *((STUDY, c) for c in CONFIRM), (CONFIRM[1], CONFIRM_4X))
+CONFIRM_4X = ("configs/mnist-confirm-eps0.2-4x.yaml", "configs/mnist-confirm-eps0.3-4x.yaml")
+BUDGET_CHECKS = ((STUDY, BUDGET_CHECK), *((STUDY, c) for c in CONFIRM), *zip(CONFIRM, CONFIRM_4X))
 RULES = ("vote", "first")  # the decision rules the study reports: the majority of K, the first purification
 
 

@@ -29,7 +29,7 @@ from .common import ROOT, rel, render
 PAPER_DIFFPURE = "diffpure-t0.1"  # DiffPure at the t* the MimicDiffusion paper compares with
 CONFIRM_STEP = 32  # images a confirmation grows by, point after point (`studies.frontier --step`)
 SOURCES = [
-    f"the stores of `{STUDY}`, `{FINALISTS}`, `{BUDGET_CHECK}`, " + ", ".join(f"`{c}`" for c in (*CONFIRM, CONFIRM_4X))
+    f"the stores of `{STUDY}`, `{FINALISTS}`, `{BUDGET_CHECK}`, " + ", ".join(f"`{c}`" for c in (*CONFIRM, *CONFIRM_4X))
 ]
 
 
@@ -148,7 +148,7 @@ def frontier_commands() -> str:
         flag = "" if config == STUDY else f" --config {config}"
         commands += [(flag, points, eps, None) for eps, points in by_eps.items()]
     # the points grown together, so that a stop anywhere leaves them paired
-    for config in (*CONFIRM, CONFIRM_4X):
+    for config in (*CONFIRM, *CONFIRM_4X):
         protocol = EvalConfig.from_file(os.path.join(ROOT, config))
         points = [p for p in POINTS if os.path.isdir(os.path.join(ROOT, protocol.output_dir, p))]
         if points:
