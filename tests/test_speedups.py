@@ -26,6 +26,7 @@ def test_one_unet_forward_per_step_and_one_backward_per_guided_step():
     assert len(backwards) == guided == 15
 
 
+@pytest.mark.slow  # about 25 s of compiling on 2 CPU cores: an opt-in toggle, checked with -m slow
 def test_torch_compile_matches_plain_path():
     """Unguided sampling through the compiled UNet equals the plain path to 1e-5. Guided steps also
     differentiate the compiled UNet; its input gradient is compared for one step, because over a

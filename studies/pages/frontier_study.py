@@ -29,7 +29,8 @@ from .common import ROOT, rel, render
 PAPER_DIFFPURE = "diffpure-t0.1"  # DiffPure at the t* the MimicDiffusion paper compares with
 CONFIRM_STEP = 32  # images a confirmation grows by, point after point (`studies.frontier --step`)
 SOURCES = [
-    f"the stores of `{STUDY}`, `{FINALISTS}`, `{BUDGET_CHECK}`, " + ", ".join(f"`{c}`" for c in (*CONFIRM, *CONFIRM_4X))
+    f"the stores of `{STUDY}`, `{FINALISTS}`, `{BUDGET_CHECK}`, "
+    + ", ".join(f"`{c}`" for c in (*CONFIRM, *CONFIRM_4X))
 ]
 
 
