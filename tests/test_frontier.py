@@ -291,31 +291,36 @@ def test_plot_puts_each_variant_in_its_own_series_against_its_knob():
     )
 
 
-def test_model_card_takes_the_confirmation_once_every_planned_image_has_run(monkeypatch):
-    """The shipped default's model card shows its frontier row until the confirmation (more images, larger
-    budgets) has run on every planned image; then the confirmation's row and paired difference replace it."""
+def test_model_card_takes_the_confirmation_once_it_has_paired_the_frontier_images(monkeypatch):
+    """The shipped default's model card shows its frontier row until the confirmation (the same first images,
+    larger budgets) has paired at least the frontier's images; then the confirmation's row and paired difference
+    replace it, with the command that reproduces them."""
     from studies.pages import model_card_results
 
     def row(n):
         return {"point": "mimic-gs4-up", "eps": 0.3, "complete": True, "n": n, "votes": 5}
 
     frontier_pair = {"eps": 0.3, "a": "mimic-gs4-up", "b": "diffpure-t0.3", "difference": 0.05}
-    confirm = {"config": "configs/mnist-confirm-eps0.3.yaml", "eps": 0.3, "n": 128, "planned": 256}
+    confirm = {"config": "configs/mnist-confirm-eps0.3.yaml", "eps": 0.3, "n": 32, "planned": 256}
     pair = {"a": "mimic-gs4-up", "b": "diffpure-t0.3", "vote": {"difference": 0.02}}
-    confirm.update(table=[row(128)], pairs=[pair])
+    confirm.update(table=[row(32)], pairs=[pair])
     protocol = frontier_report.EvalConfig.from_file(os.path.join(ROOT, frontier_report.STUDY))
     study = {"table": [row(64)], "comparisons": [frontier_pair], "confirmation": [confirm], "protocol": protocol}
     monkeypatch.setattr(model_card_results, "study", lambda: study)
     monkeypatch.setattr(model_card_results, "shipped_point", lambda: "mimic-gs4-up")
     [(r, c, command)] = model_card_results.current_rows()
-    assert (r["n"], c["difference"]) == (64, 0.05)  # 128 of 256: still the frontier's
+    assert (r["n"], c["difference"]) == (64, 0.05)  # 32 of 256, fewer than the frontier's 64: still the frontier's
     assert command == f"python -m studies.frontier --config {frontier_report.STUDY} --points mimic-gs4-up --eps 0.3"
     # an eps outside the study's threats ran from the finalists' config, and its command says so
     study["table"].append(dict(row(64), eps=0.1))
     study["comparisons"].append(dict(frontier_pair, eps=0.1, b="diffpure-t0.2"))
     assert f"--config {frontier_report.FINALISTS} --points" in model_card_results.current_rows()[1][2]
     study["table"].pop(), study["comparisons"].pop()
+    confirm.update(n=64, table=[row(64)])
+    [(r, c, command)] = model_card_results.current_rows()
+    assert (r["n"], c["difference"], c["b"]) == (64, 0.02, "diffpure-t0.3")
+    assert command.endswith("--points mimic-gs4-up diffpure-t0.3 --step 32 --num-samples 64")
     confirm.update(n=256, table=[row(256)])
     [(r, c, command)] = model_card_results.current_rows()
     assert (r["n"], c["difference"], c["b"]) == (256, 0.02, "diffpure-t0.3")
-    assert "--config configs/mnist-confirm-eps0.3.yaml --points mimic-gs4-up diffpure-t0.3 --step 32" in command
+    assert command.endswith("--config configs/mnist-confirm-eps0.3.yaml --points mimic-gs4-up diffpure-t0.3 --step 32")

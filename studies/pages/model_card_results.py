@@ -16,8 +16,9 @@ from .frontier_study import CONFIRM_STEP, FINALISTS, STUDY, shipped_point, study
 
 def current_rows() -> list:
     """(table row, paired comparison to the most robust DiffPure, command) of the shipped default at each eps,
-    largest eps first: from its confirmation once that has run on every planned image (more images, larger
-    budgets: it supersedes the frontier's row), else from the frontier."""
+    largest eps first: from its confirmation once that has paired at least the frontier's images (its first
+    images are the frontier's, attacked with larger budgets: it supersedes the frontier's row), else from the
+    frontier."""
     s, point = study(), shipped_point()
     best = {(c["eps"], c["a"]): c for c in s["comparisons"]}
     out = []
@@ -28,9 +29,10 @@ def current_rows() -> list:
         for c in s["confirmation"]:
             done = [x for x in c["table"] if x["point"] == point and x["complete"]]
             pair = [p for p in c["pairs"] if p["a"] == point]
-            if c["eps"] == r["eps"] and c["n"] == c["planned"] and done and pair:
+            if c["eps"] == r["eps"] and c["n"] >= r["n"] and done and pair:
                 rivals = " ".join(p["b"] for p in pair)
                 command = f"python -m studies.frontier --config {c['config']} --points {point} {rivals} --step {CONFIRM_STEP}"
+                command += f" --num-samples {c['n']}" if c["n"] < c["planned"] else ""
                 out[-1] = (done[0], dict(pair[0]["vote"], b=pair[0]["b"]), command)
     return out
 
