@@ -224,10 +224,12 @@ def confirmation(config_path: str, study: dict) -> dict:
     vote on the images after the study's alone)."""
     base = EvalConfig.from_file(os.path.join(ROOT, config_path))
     eps, (n, configs) = base.threats[0]["eps"], paired_prefix(base)
-    at_n = {p: (c, read_results(c), attacked_samples(c)) for p, c in configs.items()}
-    accuracy = {p: {r: per_sample(at_n, p, eps, r) for r in RULES} for p in configs}
     mimic = [p for p in configs if POINTS[p].method == "mimic"]
     diffpure = [p for p in configs if POINTS[p].method == "diffpure"]
+    if not mimic or not diffpure:  # one side alone has run: nothing is paired yet
+        n, configs, mimic, diffpure = 0, {}, [], []
+    at_n = {p: (c, read_results(c), attacked_samples(c)) for p, c in configs.items()}
+    accuracy = {p: {r: per_sample(at_n, p, eps, r) for r in RULES} for p in configs}
     # the images after the study's: untouched by the choice of the default and of DiffPure's t* (made on the study's)
     chosen_on = max((config.num_samples for config, *_ in study.values()), default=0)
     unseen = {p: {i: v for i, v in accuracy[p]["vote"].items() if i >= chosen_on} for p in configs}

@@ -125,6 +125,12 @@ def test_tiny_study_runs_and_reports(tmp_path):
     c = frontier_report.confirmation(str(tmp_path / "confirm.yaml"), study)
     checked = frontier_report.budget_checks(str(path), str(tmp_path / "confirm.yaml"))
     assert c["n"] == 0 and [b["point"] for b in checked] == ["mimic-gs4", "diffpure-t0.3"]
+    # one side alone (DiffPure, run first): nothing is paired, yet its budget check stands
+    for point in ("mimic-gs4", "diffpure-t0.2"):
+        (tmp_path / "study" / point).rename(tmp_path / f"away-{point}")
+    c = frontier_report.confirmation(str(tmp_path / "confirm.yaml"), study)
+    checked = frontier_report.budget_checks(str(path), str(tmp_path / "confirm.yaml"))
+    assert (c["n"], c["pairs"], c["table"]) == (0, [], []) and [b["point"] for b in checked] == ["diffpure-t0.3"]
 
 
 def finding(confirm, shipped):
