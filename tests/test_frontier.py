@@ -117,7 +117,7 @@ def test_tiny_study_runs_and_reports(tmp_path):
     c["pairs"][0]["unseen"] = frontier_report.compare_paired(outcomes(30, 40), outcomes(20, 40)).to_dict()
     assert "| +25.0 [" in finding([c], "mimic-gs4") and "] (40) |" in finding([c], "mimic-gs4")
     c["pairs"] = []
-    assert "| 2 / 4 | not finished on any image |" in finding([c], "mimic-gs4")
+    assert "| 2 / 4 | no image paired yet |" in finding([c], "mimic-gs4")
     # a point that has not caught up leaves nothing paired, yet each other point's budget check stands on its own
     (tmp_path / "study" / "diffpure-t0.2").mkdir()
     clean = next(line for line in open(tmp_path / "study" / "mimic-gs4" / "results.rank0.jsonl") if '"clean"' in line)
