@@ -23,6 +23,7 @@ from ..frontier_report import (
     analyze,
     per_sample,
     standing,
+    stored_points,
 )
 from .common import ROOT, rel, render
 
@@ -151,7 +152,7 @@ def frontier_commands() -> str:
     # the points grown together, so that a stop anywhere leaves them paired
     for config in (*CONFIRM, *CONFIRM_4X):
         protocol = EvalConfig.from_file(os.path.join(ROOT, config))
-        points = [p for p in POINTS if os.path.isdir(os.path.join(ROOT, protocol.output_dir, p))]
+        points = stored_points(protocol)
         if points:
             commands.append((f" --config {config}", points, (protocol.threats[0]["eps"],), CONFIRM_STEP))
     return render("frontier_commands.md.j2", ["`studies/frontier.py` (`POINTS`)", *SOURCES], commands=commands)
