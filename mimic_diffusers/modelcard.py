@@ -172,7 +172,7 @@ def model_card(
     training = training if training is not None else data.get("training")
     scheduler = configs["scheduler"]
     preset = matching_preset(scheduler)
-    if training is None:
+    if not training:  # None, or an empty record (build-pipeline given no --training)
         training_text = "Not recorded for this pipeline."
     else:
         training_text = training if isinstance(training, str) else _json_block(training)

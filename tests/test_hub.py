@@ -22,6 +22,7 @@ from huggingface_hub import ModelCard
 
 from mimic_diffusers import MimicDiffusionPipeline, MimicDiffusionScheduler
 from mimic_diffusers.hub import MIMIC_OPTIONS, load_results, looks_like_repo_id, write_model_card
+from mimic_diffusers.modelcard import model_card
 from mimic_diffusers.safety import PICKLE_SUFFIXES
 
 PIPELINE_FILES = {
@@ -203,6 +204,9 @@ def test_card_kept_unless_asked_and_bad_results_rejected(tmp_path):
     assert write_model_card(folder) is None
     assert write_model_card(folder, overwrite=True) == str(folder / "README.md")
     assert "library_name: mimic-diffusers" in (folder / "README.md").read_text()
+    for training in (None, {}):  # build-pipeline without --training records {}
+        section = str(model_card(folder, training=training)).split("## Training", 1)[1].split("\n## ", 1)[0]
+        assert section.strip() == "Not recorded for this pipeline."
     with pytest.raises(ValueError, match="attack"):
         load_results([{"metric": "robust_accuracy", "value": 0.5, "n": 10, "command": "x"}])
     with pytest.raises(ValueError, match="number"):

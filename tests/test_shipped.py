@@ -128,3 +128,26 @@ def test_model_card_shows_the_shipped_defaults_current_results_headline_first():
     assert recorded[1]["metric"].startswith("paired difference to diffpure-")
     card = open(os.path.join(SHIPPED, "README.md")).read()
     assert all(f"| {r['metric']} | {r['value']} |" in card for r in recorded)
+
+
+def test_training_record_says_how_the_shipped_scheduler_config_came_about(tmp_path):
+    """The folder was built with the earlier default's options: its training record names each shipped value
+    that differs from the build command's, and the build command it quotes writes the shipped scheduler config."""
+    from mimic_diffusers.cli import main
+
+    def options(command):
+        return json.loads(command.split("--scheduler-options '", 1)[1].split("'", 1)[0])
+
+    with open(os.path.join(SHIPPED, "scheduler", "scheduler_config.json")) as f:
+        shipped = json.load(f)
+    with open(os.path.join(SHIPPED, "results.json")) as f:
+        training = json.load(f)["training"]
+    built_with, later = options(training["pipeline"]), training["scheduler"]
+    for key, value in built_with.items():
+        if shipped[key] != value:
+            assert f"{key} {json.dumps(value)} -> {json.dumps(shipped[key])}" in later, later
+    components = [f"--{c}={os.path.join(SHIPPED, c)}" for c in ("unet", "classifier")]
+    quoted = json.dumps(options(later))
+    assert main(["build-pipeline", *components, "--output-dir", str(tmp_path), "--scheduler-options", quoted]) == 0
+    with open(tmp_path / "scheduler" / "scheduler_config.json") as f:
+        assert json.load(f) == shipped
