@@ -132,6 +132,33 @@ def test_killed_run_resumes_without_loss_or_double_counting(pipeline_dir, refere
         assert got["threats"][key]["worst_case"] == ref["threats"][key]["worst_case"]
 
 
+def test_a_stopped_run_records_its_line_and_resumes(pipeline_dir, reference_store, tmp_path, monkeypatch):
+    """Ctrl-C (KeyboardInterrupt) mid-run: the store's runs.jsonl still gets the run's line (units finished, the
+    stop, wall time, note), the interrupt propagates, and a rerun finishes the store as an uninterrupted run."""
+    from mimic_diffusers.evaluation import runner
+
+    real_run_pass, passes_run = runner.run_pass, []
+
+    def stopped_after_two(*args, **kwargs):
+        if len(passes_run) == 2:
+            raise KeyboardInterrupt
+        passes_run.append(real_run_pass(*args, **kwargs))
+
+    config = EvalConfig(**make_config(pipeline_dir, tmp_path, threats=[{"norm": "Linf", "eps": 0.3}])).validate()
+    monkeypatch.setattr(runner, "run_pass", stopped_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_evaluation(config, note="stopped on purpose")
+    (run,) = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert run["units"] == 2 and run["stopped"] == "interrupted with 4 of 6 units left", run
+    assert run["note"] == "stopped on purpose" and run["wall_s"] > 0 and "CPU cores" in run["machine"]
+    monkeypatch.setattr(runner, "run_pass", real_run_pass)
+    run_evaluation(config)
+    runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert len(runs) == 2 and runs[1]["units"] == 4 and "stopped" not in runs[1]
+    reference = normalized(read_records(str(reference_store[0])))  # the reference store also holds eps 0.1
+    assert normalized(read_records(str(tmp_path))) == {k: v for k, v in reference.items() if k[1] != "Linf-0.1"}
+
+
 def test_attack_added_later_runs_alone_and_matches_a_run_with_it_from_the_start(
     pipeline_dir, reference_store, tmp_path
 ):

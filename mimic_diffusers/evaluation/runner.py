@@ -170,7 +170,8 @@ def run_evaluation(
         run_attacks (`list[str]`, *optional*): run only the attacks with these labels (the CLI's `--attacks`;
             in a cascade, its first ones): a screen whose reports flag the attacks still missing.
         note (`str`, *optional*): kept with this run's line in `runs.jsonl` (say what makes its wall time not
-            comparable: shared cores, a resumed run).
+            comparable: shared cores, a resumed run). A run stopped by KeyboardInterrupt writes its line too,
+            with the units it finished and a `stopped` entry, then re-raises.
         batches_per_pass (`int`, defaults to 1): how many of the store's batches one forward pass runs together
             (the CLI's `--batches-per-pass`). Only speed and memory change: each sample's noise streams make its
             result independent of its batch, and the store keeps one record per batch. Worth it where a batch
@@ -209,37 +210,52 @@ def run_evaluation(
         store.write_header(config.output_dir, header)
     started = time.time()
     shard = os.path.join(config.output_dir, f"results.rank{accelerator.process_index}.jsonl")
-    # Clean passes first: an attack is scored against the clean prediction, and a cascade attacks only
-    # the samples its clean pass (and the earlier attacks) got right.
-    for phase in ([u for u in units if u[1] is None], [u for u in units if u[1] is not None]):
-        # Every process reads the store and splits the SAME unit list, then writes: without the barriers
-        # a process that starts late sees units another one has finished (or a line it is writing), and
-        # a unit falls between the two splits (seen: one (batch, threat) missing from a 2-process run).
+    try:
+        # Clean passes first: an attack is scored against the clean prediction, and a cascade attacks only
+        # the samples its clean pass (and the earlier attacks) got right.
+        for phase in ([u for u in units if u[1] is None], [u for u in units if u[1] is not None]):
+            # Every process reads the store and splits the SAME unit list, then writes: without the barriers
+            # a process that starts late sees units another one has finished (or a line it is writing), and
+            # a unit falls between the two splits (seen: one (batch, threat) missing from a 2-process run).
+            accelerator.wait_for_everyone()
+            stored = store.merge_records(store.read_records(config.output_dir)) if config.cascade else {}
+            accelerator.wait_for_everyone()
+            with accelerator.split_between_processes(phase) as mine:
+                for group in tqdm(
+                    passes(mine, batches_per_pass),
+                    desc=f"evaluate[{accelerator.process_index}]",
+                    disable=not accelerator.is_local_main_process,
+                ):
+                    run_pass(pipe, config, group, x_all, y_all, stored, shard, accelerator.device)
         accelerator.wait_for_everyone()
-        stored = store.merge_records(store.read_records(config.output_dir)) if config.cascade else {}
-        accelerator.wait_for_everyone()
-        with accelerator.split_between_processes(phase) as mine:
-            for group in tqdm(
-                passes(mine, batches_per_pass),
-                desc=f"evaluate[{accelerator.process_index}]",
-                disable=not accelerator.is_local_main_process,
-            ):
-                run_pass(pipe, config, group, x_all, y_all, stored, shard, accelerator.device)
-    accelerator.wait_for_everyone()
+    except KeyboardInterrupt:  # a stopped run keeps its line too: what ran, where, for how long
+        if accelerator.is_main_process:
+            left = store.pending_units(run_config, store.merge_records(store.read_records(config.output_dir)))
+            run = dict(
+                units=len(units) - len(left), stopped=f"interrupted with {len(left)} of {len(units)} units left"
+            )
+            _record_run(config, accelerator, started, note, batches_per_pass, **run)
+        raise
     if units and accelerator.is_main_process:  # the store keeps how each of its runs was made
-        store.append_record(
-            os.path.join(config.output_dir, "runs.jsonl"),
-            {
-                "command": " ".join(sys.argv),
-                "units": len(units),
-                "wall_s": round(time.time() - started, 1),
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {accelerator.num_processes} process(es), "
-                f"device {accelerator.device.type}, torch {torch.__version__}",
-                **({"note": note} if note else {}),
-                **({"batches_per_pass": batches_per_pass} if batches_per_pass > 1 else {}),
-            },
-        )
+        _record_run(config, accelerator, started, note, batches_per_pass, units=len(units))
     return report_store(config, write=accelerator.is_main_process)
+
+
+def _record_run(config, accelerator, started: float, note, batches_per_pass: int, **facts) -> None:
+    """Append this run's line to the store's `runs.jsonl`: its command, `facts` (units run, a stop), wall time,
+    machine, and the note."""
+    store.append_record(
+        os.path.join(config.output_dir, "runs.jsonl"),
+        {
+            "command": " ".join(sys.argv),
+            **facts,
+            "wall_s": round(time.time() - started, 1),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {accelerator.num_processes} process(es), "
+            f"device {accelerator.device.type}, torch {torch.__version__}",
+            **({"note": note} if note else {}),
+            **({"batches_per_pass": batches_per_pass} if batches_per_pass > 1 else {}),
+        },
+    )
 
 
 def passes(units: List[tuple], size: int) -> List[List[tuple]]:
