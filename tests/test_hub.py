@@ -21,8 +21,7 @@ from diffusers import DDIMScheduler
 from huggingface_hub import ModelCard
 
 from mimic_diffusers import MimicDiffusionPipeline, MimicDiffusionScheduler
-from mimic_diffusers.hub import MIMIC_OPTIONS, load_results, looks_like_repo_id, write_model_card
-from mimic_diffusers.modelcard import model_card
+from mimic_diffusers.hub import MIMIC_OPTIONS, load_results, looks_like_repo_id, model_card, write_model_card
 from mimic_diffusers.safety import PICKLE_SUFFIXES
 
 PIPELINE_FILES = {

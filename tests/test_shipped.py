@@ -140,8 +140,7 @@ def test_training_record_says_how_the_shipped_scheduler_config_came_about(tmp_pa
 
     with open(os.path.join(SHIPPED, "scheduler", "scheduler_config.json")) as f:
         shipped = json.load(f)
-    with open(os.path.join(SHIPPED, "results.json")) as f:
-        training = json.load(f)["training"]
+    training = load_results(folder=SHIPPED)["training"]
     built_with, later = options(training["pipeline"]), training["scheduler"]
     for key, value in built_with.items():
         if shipped[key] != value:
