@@ -112,7 +112,13 @@ def assemble_pipeline(
     from .pipeline_mimic_diffusion import MimicDiffusionPipeline
     from .scheduling_mimic import MimicDiffusionScheduler
 
-    unet_model = UNet2DModel.from_pretrained(unet, subfolder=unet_subfolder, use_safetensors=True)
+    try:
+        unet_model = UNet2DModel.from_pretrained(unet, subfolder=unet_subfolder, use_safetensors=True)
+    except OSError as error:  # diffusers' error for a folder or Hub repo without the files (a failed download too)
+        raise ValueError(
+            f"unet {unet!r}: no UNet2DModel loads from it (a folder, or Hub repo, with config.json and "
+            f"diffusion_pytorch_model.safetensors{f' in {unet_subfolder!r}' if unet_subfolder else ''}): {error}"
+        ) from None
     if isinstance(classifier, str):
         classifier = load_classifier(
             classifier, unet_model.config.in_channels, unet_model.config.sample_size, **classifier_kwargs

@@ -4,8 +4,9 @@
 transformers model config as a dict, so the folder rebuilds offline with no Hub access; the weights travel as
 safetensors. Like `TimmClassifier` it takes (B, C, H, W) images in [0, 1] and normalises them itself.
 
-`import mimic_diffusers` imports this module, which is what lets a pipeline folder holding one load
-(diffusers resolves the class from `sys.modules`; it does not import modules named by a folder).
+`MimicDiffusionPipeline.from_pretrained` imports this module when a folder's model_index.json names it
+(`safety.import_component_modules`): diffusers resolves the class from `sys.modules` and does not import
+modules named by a folder.
 """
 
 from __future__ import annotations

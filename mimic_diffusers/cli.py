@@ -81,7 +81,9 @@ class UsageError(ValueError):
     """Bad command-line input: reported in one line, exit code 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands=None) -> argparse.ArgumentParser:
+    """The parser of every command, or, with `commands` (names), one whose other commands are listed by name
+    only: `main` imports just the module of the command it runs."""
     parser = argparse.ArgumentParser(
         prog="mimic-diffusers",
         description=__doc__.split("\n")[0],
@@ -89,7 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (short, module, help_text, example) in COMMANDS.items():
-        command = importlib.import_module(f"mimic_diffusers.commands.{module}")
         p = sub.add_parser(
             name,
             help=short,
@@ -97,13 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=f"example:\n  {example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        command.add_arguments(p, name)
-        p.set_defaults(_run=command.run)
+        if commands is None or name in commands:
+            command = importlib.import_module(f"mimic_diffusers.commands.{module}")
+            command.add_arguments(p, name)
+            p.set_defaults(_run=command.run)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(commands=argv[:1]).parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as error:

@@ -19,7 +19,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from .hub import MimicHubMixin, looks_like_repo_id
 from .image_io import postprocess, to_image_tensor
 from .resources import check_fits
-from .safety import check_pipeline_folder
+from .safety import check_pipeline_folder, import_component_modules
 from .scheduling_mimic import PRESETS, MimicDiffusionScheduler, MimicSchedulerOutput
 from .speedups import SpeedupsMixin
 
@@ -72,6 +72,7 @@ class MimicDiffusionPipeline(SpeedupsMixin, MimicHubMixin, DiffusionPipeline):
                 allow_patterns=["*.json", "*.safetensors", "*.md", "*.txt"],
             )
         check_pipeline_folder(path)
+        import_component_modules(path)
         if cls.recipe_locked and "scheduler" not in kwargs:
             config = MimicDiffusionScheduler.load_config(path, subfolder="scheduler")
             if cls.recipe_mismatch(config):

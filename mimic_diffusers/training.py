@@ -141,7 +141,6 @@ def _train(config: TrainConfig, model, loss_fn, export_fn):
     from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
 
-    config.validate()
     os.makedirs(config.output_dir, exist_ok=True)
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
@@ -218,6 +217,7 @@ def _train_images(config: TrainConfig, channels: int):
 
 def train_unet(config: TrainConfig):
     """Train a DDPM `UNet2DModel` (epsilon prediction, 1000-step linear schedule) on the train split."""
+    config.validate()  # before anything is imported or built
     from diffusers import DDPMScheduler, UNet2DModel
 
     torch.manual_seed(config.seed)  # the initial weights, too, are a function of the seed
@@ -240,6 +240,7 @@ def train_unet(config: TrainConfig):
 
 def train_classifier(config: TrainConfig):
     """Train a timm classifier (random-shift augmentation, cross entropy) on the train split."""
+    config.validate()  # before anything is imported or built
     from .classifier import TimmClassifier
 
     torch.manual_seed(config.seed)  # the initial weights, too, are a function of the seed

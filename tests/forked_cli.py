@@ -5,6 +5,7 @@ the child once the test process has run autograd on threads), so every child sta
 the MNIST split built; each child then runs this module as `__forked__` with ARGV, LOG, ENV and LATE_RANK_S set.
 """
 
+import importlib
 import os
 import sys
 import time
@@ -13,12 +14,18 @@ import traceback
 import torch
 from tqdm.std import TqdmDefaultWriteLock
 
-from mimic_diffusers.cli import main
+import mimic_diffusers.evaluation  # noqa: F401  (imported here once, not in every child)
+from mimic_diffusers.cli import build_parser, main
 from mimic_diffusers.data import load_image_dataset
+from mimic_diffusers.pipeline_baselines import DiffPurePipeline  # noqa: F401  (and the MimicDiffusion pipeline)
+from mimic_diffusers.safety import COMPONENT_MODULES
 
 # progress bars lock per thread only: a process-shared lock is a semaphore that a killed child leaves behind
 TqdmDefaultWriteLock.mp_lock = None
 torch.set_num_threads(1)  # as in the test process (tests/conftest.py), whatever OMP_NUM_THREADS says
+build_parser()  # imports every command's module (the package imports its parts on first use)
+for module in COMPONENT_MODULES:
+    importlib.import_module(module)
 load_image_dataset("mnist5k")  # cached per process: built once in the fork server, inherited by every child
 
 

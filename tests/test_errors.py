@@ -102,3 +102,30 @@ def test_evaluate_overrides_are_checked_before_work(tmp_path, capsys, flag, valu
     assert code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_build_pipeline_names_a_unet_folder_without_a_model(tmp_path, capsys):
+    """A folder that holds no UNet2DModel is one line naming the unet, not diffusers' OSError, and writes nothing."""
+    from mimic_diffusers.cli import main
+
+    (tmp_path / "unet").mkdir()
+    out = tmp_path / "pipe"
+    args = ["build-pipeline", "--unet", str(tmp_path / "unet"), "--classifier", "resnet10t", "--output-dir", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"unet {str(tmp_path / 'unet')!r}: no UNet2DModel loads from it" in err and "config.json" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["train-unet", "train-classifier"])
+def test_training_checks_its_numbers_before_building_anything(tmp_path, capsys, monkeypatch, command):
+    from mimic_diffusers import training
+    from mimic_diffusers.cli import main
+
+    def no_data(*args):
+        raise AssertionError("the training data was loaded before the config was checked")
+
+    monkeypatch.setattr(training, "_train_images", no_data)
+    assert main([command, "--output-dir", str(tmp_path / "run"), "--max-steps", "0"]) == 2
+    assert "max_steps must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

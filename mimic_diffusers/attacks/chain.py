@@ -8,13 +8,15 @@ sign(.) if asked, optional per-step gradient checkpointing, and optionally the f
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from torch.utils.checkpoint import checkpoint
 
 from ..guidance import make_abs
-from ..scheduling_mimic import MimicSchedulerOutput
+
+if TYPE_CHECKING:  # the chain needs no diffusers import of its own
+    from ..scheduling_mimic import MimicSchedulerOutput
 
 
 class _ReferencePath(torch.autograd.Function):
@@ -113,6 +115,6 @@ class DifferentiableChain:
         if not cut:
             return out
         path = _reference_path(pipe, latents, reference, t, variance_noise, reference_noise, self.abs_fn)
-        return MimicSchedulerOutput(
+        return type(out)(  # the step's own MimicSchedulerOutput, with the reference path added
             prev_sample=out.prev_sample + path, pred_original_sample=out.pred_original_sample, guidance=out.guidance
         )
