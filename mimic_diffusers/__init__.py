@@ -19,7 +19,7 @@ _EXPORTS = {
     "MimicDiffusionScheduler": "scheduling_mimic",
     "MimicSchedulerOutput": "scheduling_mimic",
     "ModuleClassifier": "classifier",
-    "PRESETS": "scheduling_mimic",
+    "PRESETS": "presets",
     "RobustBenchClassifier": "classifier_robustbench",
     "TimmClassifier": "classifier",
     "TransformersClassifier": "classifier_transformers",
@@ -54,4 +54,5 @@ if TYPE_CHECKING:  # what type checkers and the API docs (griffe) read
     from .guidance import guidance_loss, in_guidance_window, l1_distance, l2_distance, sr_operator  # noqa: F401
     from .pipeline_baselines import DiffPurePipeline, GDMPPipeline  # noqa: F401
     from .pipeline_mimic_diffusion import MimicDiffusionPipeline  # noqa: F401
-    from .scheduling_mimic import PRESETS, MimicDiffusionScheduler, MimicSchedulerOutput  # noqa: F401
+    from .presets import PRESETS  # noqa: F401
+    from .scheduling_mimic import MimicDiffusionScheduler, MimicSchedulerOutput  # noqa: F401

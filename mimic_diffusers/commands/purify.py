@@ -8,7 +8,7 @@ from .options import add_device_argument, add_pipeline_argument, device_from
 
 
 def add_arguments(p, name):
-    from ..scheduling_mimic import PRESETS
+    from ..presets import PRESETS
 
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--output-dir", required=True, help="folder for the purified images (NAME_purified.png each)")
