@@ -137,9 +137,7 @@ def calibrate_and_report(pipe, dataset: str, split: str, args, skip: int = 0):
 
 
 def run(args):
-    from ..calibration import write_guidance_scale
     from ..defaults import SHIPPED_PIPELINES, is_shipped_pipeline, resolve_pipeline
-    from ..pipeline_mimic_diffusion import MimicDiffusionPipeline
 
     folder = resolve_pipeline(args.pipeline) if args.pipeline in SHIPPED_PIPELINES else args.pipeline
     if not os.path.isdir(folder):
@@ -156,6 +154,9 @@ def run(args):
     if args.skip < 0:
         raise ValueError(f"--skip must be an integer >= 0, got {args.skip}")
     check_output(args, folder, is_shipped_pipeline(folder))
+    from ..calibration import write_guidance_scale  # the arguments are checked: now load torch and diffusers
+    from ..pipeline_mimic_diffusion import MimicDiffusionPipeline
+
     device = device_from(args)
     pipe = MimicDiffusionPipeline.from_pretrained(folder)
     if pipe.classifier is None:
