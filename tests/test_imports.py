@@ -19,23 +19,21 @@ def run_fresh(code: str) -> str:
     return result.stdout
 
 
-def test_import_and_a_bad_config_error_load_neither_diffusers_nor_timm():
+def test_import_and_a_bad_config_error_load_no_diffusers_and_a_folder_then_loads_all_it_names():
+    """One fresh interpreter (each costs seconds): `import mimic_diffusers` loads no torch, a bad --config no
+    diffusers or timm; then a folder loads with only its pipeline class imported (nothing imported its classifier)."""
     out = run_fresh(
         "import sys\n"
         "import mimic_diffusers\n"
         "print('torch' in sys.modules)\n"
         "from mimic_diffusers.cli import main\n"
         "print(main(['evaluate', '--config', 'no-such-config.yaml']), 'diffusers' in sys.modules, 'timm' in sys.modules)\n"
-    )
-    assert out.split() == ["False", "2", "False", "False"]
-
-
-def test_a_folder_loads_in_a_fresh_interpreter_that_imported_only_the_pipeline_class():
-    out = run_fresh(
         "from mimic_diffusers import DiffPurePipeline\n"
+        "print('mimic_diffusers.classifier' in sys.modules)\n"
         f"pipe = DiffPurePipeline.from_pretrained({shipped_pipeline_path()!r})\n"
         "print(type(pipe.classifier).__name__, type(pipe.scheduler).__name__)\n"
     )
+    assert out.split()[:5] == ["False", "2", "False", "False", "False"]
     assert out.split()[-2:] == ["TimmClassifier", "MimicDiffusionScheduler"]
 
 
