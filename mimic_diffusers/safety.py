@@ -46,6 +46,6 @@ def import_component_modules(path: str) -> None:
         ) from None
     if not isinstance(index, dict):
         raise ValueError(f"{path!r} is not a pipeline folder: its model_index.json is not a JSON object")
-    named = {entry[0] for entry in index.values() if isinstance(entry, list) and entry}
+    named = {entry[0] for entry in index.values() if isinstance(entry, list) and entry and isinstance(entry[0], str)}
     for module in sorted(named.intersection(COMPONENT_MODULES)):
         importlib.import_module(module)
