@@ -619,3 +619,28 @@ def test_cascade_attacks_only_the_survivors_and_resumes(pipeline_dir, cascade_st
     assert not any("no results of" in w for w in t["warnings"])
     run_evaluation(grown)
     assert normalized(read_records(str(tmp_path / "b"))) == normalized(read_records(str(store)))
+
+
+def test_ranks_wait_at_barriers_as_long_as_another_rank_s_unit_takes(tmp_path, monkeypatch):
+    """A rank done with its share of a pass waits for the others' units (hours on a CPU): the process group's
+    timeout is days, not torch's default 30 minutes, which killed a 2-process run."""
+    import datetime
+
+    import accelerate
+
+    from mimic_diffusers.evaluation import runner
+
+    made = {}
+
+    class Stop(Exception):
+        pass
+
+    def recording_accelerator(**kwargs):
+        made.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(accelerate, "Accelerator", recording_accelerator)
+    with pytest.raises(Stop):
+        runner.run_evaluation(EvalConfig(**make_config("unused", str(tmp_path))))
+    (handler,) = made["kwargs_handlers"]
+    assert isinstance(handler, accelerate.InitProcessGroupKwargs) and handler.timeout >= datetime.timedelta(days=1)

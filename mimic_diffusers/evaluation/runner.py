@@ -13,6 +13,7 @@ seeded by (seed, batch, threat, attack name), and vote ties given to the smalles
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
 import os
@@ -33,6 +34,10 @@ from .summary import report_store
 # How the records of this code are seeded and voted (see the module docstring); stored in every record.
 SEED_SCHEME = "per-sample-v2"
 VOTE_RULE = "tie-not-robust"
+
+# A process whose share of a pass is done waits at the next barrier for the others' units, which take hours on a
+# CPU; torch's default of 30 minutes killed such a run (seen: a rank idle for 30 minutes behind a bpda unit).
+BARRIER_TIMEOUT = datetime.timedelta(days=7)
 
 
 def unit_seed(*parts) -> int:
@@ -182,7 +187,7 @@ def run_evaluation(
         >>> config = EvalConfig.from_file("configs/mnist-smoke.yaml")
         >>> summary = run_evaluation(config)  # worst case at eps 0.3: summary's threats, "Linf-0.3"
     """
-    from accelerate import Accelerator
+    from accelerate import Accelerator, InitProcessGroupKwargs
     from tqdm.auto import tqdm
 
     from ..data import load_image_dataset, to_tensors
@@ -192,7 +197,7 @@ def run_evaluation(
     run_config = dataclasses.replace(config, threats=list(config.threats), attacks=list(config.attacks))
     run_config = run_config.select_eps(run_eps) if run_eps else run_config
     run_config = run_config.select_attacks(run_attacks) if run_attacks else run_config
-    accelerator = accelerator or Accelerator()
+    accelerator = accelerator or Accelerator(kwargs_handlers=[InitProcessGroupKwargs(timeout=BARRIER_TIMEOUT)])
     os.makedirs(config.output_dir, exist_ok=True)
     os.makedirs(config.report_dir or config.output_dir, exist_ok=True)
     pipe = load_pipeline(config.pipeline, config.scheduler_options, accelerator.device)
