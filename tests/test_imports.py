@@ -2,6 +2,7 @@
 for diffusers, and a pipeline folder loads in a fresh interpreter that imported only the pipeline class."""
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -19,22 +20,55 @@ def run_fresh(code: str) -> str:
     return result.stdout
 
 
-def test_import_and_a_bad_config_error_load_no_diffusers_and_a_folder_then_loads_all_it_names():
-    """One fresh interpreter (each costs seconds): `import mimic_diffusers` loads no torch, a bad --config no
-    diffusers or timm; then a folder loads with only its pipeline class imported (nothing imported its classifier)."""
+def test_import_and_a_bad_config_error_load_neither_torch_nor_diffusers_until_needed():
     out = run_fresh(
         "import sys\n"
         "import mimic_diffusers\n"
         "print('torch' in sys.modules)\n"
         "from mimic_diffusers.cli import main\n"
         "print(main(['evaluate', '--config', 'no-such-config.yaml']), 'diffusers' in sys.modules, 'timm' in sys.modules)\n"
+    )
+    assert out.split() == ["False", "2", "False", "False"]
+
+
+@pytest.mark.slow
+def test_a_folder_loads_in_a_fresh_interpreter_that_imported_only_the_pipeline_class():
+    out = run_fresh(
+        "import sys\n"
         "from mimic_diffusers import DiffPurePipeline\n"
         "print('mimic_diffusers.classifier' in sys.modules)\n"
         f"pipe = DiffPurePipeline.from_pretrained({shipped_pipeline_path()!r})\n"
         "print(type(pipe.classifier).__name__, type(pipe.scheduler).__name__)\n"
     )
-    assert out.split()[:5] == ["False", "2", "False", "False", "False"]
-    assert out.split()[-2:] == ["TimmClassifier", "MimicDiffusionScheduler"]
+    assert out.split()[0] == "False" and out.split()[-2:] == ["TimmClassifier", "MimicDiffusionScheduler"]
+
+
+def test_from_pretrained_imports_only_this_package_s_component_modules_a_folder_names(tmp_path, monkeypatch):
+    """What the slow fresh-interpreter test checks end to end, in-process: from_pretrained imports the modules
+    of `COMPONENT_MODULES` that model_index.json names, and no module named from elsewhere."""
+    from mimic_diffusers import MimicDiffusionPipeline, safety
+
+    index = {
+        "_class_name": "MimicDiffusionPipeline",
+        "classifier": ["mimic_diffusers.classifier_transformers", "TransformersClassifier"],
+        "scheduler": ["mimic_diffusers.scheduling_mimic", "MimicDiffusionScheduler"],
+        "unet": ["someone_else.models", "UNet"],
+    }
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    imported = []
+
+    class Stop(Exception):
+        pass
+
+    def record(name):
+        imported.append(name)
+        if len(imported) == 2:
+            raise Stop  # both named: stop before diffusers reads the (empty) folder
+
+    monkeypatch.setattr(safety.importlib, "import_module", record)
+    with pytest.raises(Stop):
+        MimicDiffusionPipeline.from_pretrained(str(tmp_path))
+    assert imported == ["mimic_diffusers.classifier_transformers", "mimic_diffusers.scheduling_mimic"]
 
 
 def test_every_public_name_resolves_and_the_static_imports_name_the_same_modules():
