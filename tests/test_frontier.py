@@ -6,7 +6,7 @@ import os
 import pytest
 import yaml
 
-from studies import frontier, frontier_plot, frontier_report
+from studies import frontier, frontier_plot, frontier_report, progress
 from studies.pages.common import TEMPLATES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -111,6 +111,21 @@ def test_tiny_study_runs_and_reports(tmp_path):
         last = b["stages"][-1]
         assert (last["a_robust"], last["b_robust"]) == (b["vote"]["a_robust"], b["vote"]["b_robust"])
         assert all(x[k] >= y[k] for x, y in zip(b["stages"], b["stages"][1:]) for k in ("a_robust", "b_robust"))
+    # an unfinished check read attack by attack (studies.progress): eps 0.2 was screened with the first attack
+    # only, so it reads that stage alone; at eps 0.3 every stage, its last the check's worst case
+    both = dict(confirm, threats=[{"norm": "Linf", "eps": 0.2}, {"norm": "Linf", "eps": 0.3}])
+    (tmp_path / "confirm-both.yaml").write_text(yaml.safe_dump(both))
+    staged = progress.stage_rows(str(path), str(tmp_path / "confirm-both.yaml"))
+    assert [(r["point"], r["eps"], r["attack"], r["n"]) for r in staged] == [
+        ("mimic-gs4", 0.2, "feedback-cut-pgd-eot", 2),
+        ("mimic-gs4", 0.3, "feedback-cut-pgd-eot", 2),
+        ("mimic-gs4", 0.3, "bpda-eot", 2),
+        ("diffpure-t0.3", 0.3, "feedback-cut-pgd-eot", 2),
+        ("diffpure-t0.3", 0.3, "bpda-eot", 2),
+    ]
+    assert [(r["a_robust"], r["b_robust"]) for r in staged if r["attack"] == "bpda-eot"] == [
+        (b["vote"]["a_robust"], b["vote"]["b_robust"]) for b in checked
+    ]
     assert c["chosen_on"] == 2 and c["pairs"][0]["unseen"] is None  # no image after the study's has run yet
     text = finding([c], "mimic-gs4")
     assert "| 0.3 | `" in text and "| 2 / 4 |" in text and "| none yet |" in text

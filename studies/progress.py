@@ -1,0 +1,81 @@
+"""An unfinished budget check, attack by attack: after each attack of the cascade, the robust counts under the
+deployed vote at the lower budgets (A) and the higher (B) on the most images both stores have finished through
+that attack, paired. It prints and writes nothing: a reading for whoever runs the study, not a result (the
+pages show a budget check once both stores hold all its images).
+
+    python -m studies.progress                                    # every budget check of the frontier report
+    python -m studies.progress --check configs/mnist-confirm-eps0.3.yaml configs/mnist-confirm-eps0.3-4x.yaml
+"""
+
+import argparse
+import os
+
+from mimic_diffusers.evaluation import EvalConfig, attack_label, merge_records, read_records
+from mimic_diffusers.evaluation.compare import RULE_NAMES
+from mimic_diffusers.evaluation.config import threat_key
+from mimic_diffusers.evaluation.statistics import compare_paired
+from mimic_diffusers.evaluation.summary import worst_case_samples
+
+from .frontier_report import BUDGET_CHECKS, ROOT, config_at, stored_points
+
+
+def finished_images(config: EvalConfig, threat: dict, through: int) -> int:
+    """How many of the config's first images (whole batches, in order) have a clean record and the results of
+    its first `through` attacks at `threat`."""
+    merged = merge_records(read_records(config.output_dir))
+    labels = [attack_label(spec) for spec in config.attacks[:through]]
+    for batch in range(config.num_batches):
+        record = merged.get((batch, threat_key(threat)))
+        if (batch, "clean") not in merged or record is None or not all(x in record["attacks"] for x in labels):
+            return min(batch * config.batch_size, config.num_samples)
+    return config.num_samples
+
+
+def stage_rows(lower_path: str, higher_path: str) -> list:
+    """One row per point, eps and attack of the cascade that both configs share: the paired counts on the
+    images both have finished through that attack (rows with no such image are left out)."""
+    low, high = (EvalConfig.from_file(os.path.join(ROOT, p)) for p in (lower_path, higher_path))
+    n_max, rows = min(low.num_samples, high.num_samples), []
+    if [attack_label(a) for a in low.attacks] != [attack_label(a) for a in high.attacks]:
+        return rows  # other cascades: no attack-by-attack reading
+    for point in (p for p in stored_points(high) if p in stored_points(low)):
+        configs = [config_at(base, n_max, point) for base in (low, high)]
+        for threat in (t for t in high.threats if t in low.threats):
+            for k, spec in enumerate(high.attacks, 1):
+                n = min(finished_images(c, threat, k) for c in configs)
+                if n == 0:
+                    break
+                at_n = [config_at(base, n, point) for base in (low, high)]
+                a, b = (worst_case_samples(c, threat, RULE_NAMES["vote"], through=k) for c in at_n)
+                rows.append(
+                    dict(point=point, eps=threat["eps"], attack=attack_label(spec), **compare_paired(a, b).to_dict())
+                )
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--check", nargs=2, metavar=("LOWER", "HIGHER"), help="one budget check: the two configs (default: all)"
+    )
+    args = parser.parse_args(argv)
+    for paths in [tuple(args.check)] if args.check else BUDGET_CHECKS:
+        missing = [p for p in paths if not os.path.isfile(os.path.join(ROOT, p))]
+        if missing:
+            parser.error(f"--check: no config at {', '.join(missing)}")
+        rows = stage_rows(*paths)
+        if not rows:
+            continue
+        print(f"\n{paths[0]} (A) against {paths[1]} (B), robust under the vote after each attack")
+        print("| point | eps | after attack | images | A | B | A only / B only | exact McNemar p |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['point']} | {r['eps']:g} | {r['attack']} | {r['n']} | {r['a_robust']} | {r['b_robust']} "
+                f"| {r['a_only']} / {r['b_only']} | {r['p_value']:.2g} |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
