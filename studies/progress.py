@@ -54,7 +54,7 @@ def stage_rows(lower_path: str, higher_path: str) -> list:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m studies.progress", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--check", nargs=2, metavar=("LOWER", "HIGHER"), help="one budget check: the two configs (default: all)"
     )
@@ -65,6 +65,8 @@ def main(argv=None) -> int:
             parser.error(f"--check: no config at {', '.join(missing)}")
         rows = stage_rows(*paths)
         if not rows:
+            if args.check:
+                print(f"{paths[0]} against {paths[1]}: no point has finished an attack on an image under both")
             continue
         print(f"\n{paths[0]} (A) against {paths[1]} (B), robust under the vote after each attack")
         print("| point | eps | after attack | images | A | B | A only / B only | exact McNemar p |")
