@@ -644,3 +644,19 @@ def test_ranks_wait_at_barriers_as_long_as_another_rank_s_unit_takes(tmp_path, m
         runner.run_evaluation(EvalConfig(**make_config("unused", str(tmp_path))))
     (handler,) = made["kwargs_handlers"]
     assert isinstance(handler, accelerate.InitProcessGroupKwargs) and handler.timeout >= datetime.timedelta(days=1)
+
+
+def test_the_run_line_gives_the_command_as_a_shell_takes_it():
+    """runs.jsonl's command can be run again: quoted, a module run as `python -m`, a launched process with
+    its launcher (the records of earlier runs gave a module's file path and an unquoted --note)."""
+    from mimic_diffusers.evaluation.runner import command_line
+
+    argv, note = ["/repo/studies/frontier.py", "--step", "32", "--note", "shared CPU"], ["--note", "shared CPU"]
+    module = ["/usr/bin/python3", "-m", "studies.frontier", "--step", "32", *note]
+    assert command_line(argv, module, {}) == "python -m studies.frontier --step 32 --note 'shared CPU'"
+    launched = [module[0], "-u", *module[1:]]
+    assert command_line(argv, launched, {"TORCHELASTIC_RUN_ID": "1", "LOCAL_WORLD_SIZE": "2"}) == (
+        "python -m torch.distributed.run --nproc_per_node 2 -m studies.frontier --step 32 --note 'shared CPU'"
+    )
+    script = ["/venv/bin/mimic-diffusers", "evaluate", "--config", "a b.yaml"]
+    assert command_line(script, ["/venv/bin/python", *script], {}) == "mimic-diffusers evaluate --config 'a b.yaml'"

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from typing import List, Optional
@@ -252,7 +253,7 @@ def _record_run(config, accelerator, started: float, note, batches_per_pass: int
     store.append_record(
         os.path.join(config.output_dir, "runs.jsonl"),
         {
-            "command": " ".join(sys.argv),
+            "command": command_line(),
             **facts,
             "wall_s": round(time.time() - started, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {accelerator.num_processes} process(es), "
@@ -261,6 +262,26 @@ def _record_run(config, accelerator, started: float, note, batches_per_pass: int
             **({"batches_per_pass": batches_per_pass} if batches_per_pass > 1 else {}),
         },
     )
+
+
+def command_line(argv: Optional[List[str]] = None, orig_argv: Optional[List[str]] = None, env=None) -> str:
+    """This process's command, quoted as a shell takes it. A module run (`python -m pkg.mod`, which leaves the
+    module's file in `sys.argv[0]`) reads as typed, and a process started by torch.distributed.run (or
+    `accelerate launch`) as the launcher's command with its process count."""
+    argv, orig = list(sys.argv if argv is None else argv), list(sys.orig_argv if orig_argv is None else orig_argv)
+    env = os.environ if env is None else env
+    interpreter = orig[1 : len(orig) - len(argv) + 1]  # the interpreter's own options: ["-u", "-m", "pkg.mod"]
+    if interpreter[-2:-1] == ["-m"]:
+        words, launcher = ["-m", interpreter[-1]], ["python"]
+    elif argv[0].endswith(".py"):
+        words, launcher = [argv[0]], ["python"]
+    else:  # a console script (`mimic-diffusers evaluate ...`) by its name, or by its path for a launcher
+        words, launcher = [argv[0]], []
+    if "TORCHELASTIC_RUN_ID" in env:
+        launcher = ["python", "-m", "torch.distributed.run", "--nproc_per_node", env.get("LOCAL_WORLD_SIZE", "?")]
+    elif not launcher:
+        words = [os.path.basename(argv[0])]
+    return shlex.join(launcher + words + argv[1:])
 
 
 def passes(units: List[tuple], size: int) -> List[List[tuple]]:
