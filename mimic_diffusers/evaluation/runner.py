@@ -271,17 +271,17 @@ def command_line(argv: Optional[List[str]] = None, orig_argv: Optional[List[str]
     argv, orig = list(sys.argv if argv is None else argv), list(sys.orig_argv if orig_argv is None else orig_argv)
     env = os.environ if env is None else env
     interpreter = orig[1 : len(orig) - len(argv) + 1]  # the interpreter's own options: ["-u", "-m", "pkg.mod"]
+    launched = "TORCHELASTIC_RUN_ID" in env
     if interpreter[-2:-1] == ["-m"]:
-        words, launcher = ["-m", interpreter[-1]], ["python"]
-    elif argv[0].endswith(".py"):
-        words, launcher = [argv[0]], ["python"]
-    else:  # a console script (`mimic-diffusers evaluate ...`) by its name, or by its path for a launcher
-        words, launcher = [argv[0]], []
-    if "TORCHELASTIC_RUN_ID" in env:
-        launcher = ["python", "-m", "torch.distributed.run", "--nproc_per_node", env.get("LOCAL_WORLD_SIZE", "?")]
-    elif not launcher:
-        words = [os.path.basename(argv[0])]
-    return shlex.join(launcher + words + argv[1:])
+        target = ["-m", interpreter[-1]]
+    elif argv[0].endswith(".py") or launched:  # a launcher needs a console script's path
+        target = [argv[0]]
+    else:  # a console script (`mimic-diffusers evaluate ...`), by its name
+        return shlex.join([os.path.basename(argv[0]), *argv[1:]])
+    launcher = (
+        ["-m", "torch.distributed.run", "--nproc_per_node", env.get("LOCAL_WORLD_SIZE", "?")] if launched else []
+    )
+    return shlex.join(["python", *launcher, *target, *argv[1:]])
 
 
 def passes(units: List[tuple], size: int) -> List[List[tuple]]:
