@@ -113,9 +113,9 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM during an evaluation (`Terminated`, exit code 143)
         print("interrupted: files written so far are complete and a rerun resumes", file=sys.stderr)
-        return 130
+        return getattr(stop, "exit_code", 130)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,6 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except KeyboardInterrupt:  # Ctrl-C or `timeout --signal=INT`: the attack in flight is lost, nothing else
+    except KeyboardInterrupt as stop:  # Ctrl-C, `kill` or `timeout`: the attack in flight is lost, nothing else
         print("interrupted: every finished attack is stored; the same command resumes", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(getattr(stop, "exit_code", 130))

@@ -12,7 +12,14 @@ import pytest
 import torch
 from conftest import start_forked_cli
 
-from mimic_diffusers.evaluation import EvalConfig, read_records, run_evaluation, score_votes
+from mimic_diffusers.evaluation import (
+    EvalConfig,
+    merge_records,
+    pending_units,
+    read_records,
+    run_evaluation,
+    score_votes,
+)
 from mimic_diffusers.metrics import accuracy, majority_vote, wilson_interval, worst_case
 
 USES_FORK_SERVER = True  # children from the fork server (tests/conftest.py: start_forked_cli)
@@ -146,8 +153,10 @@ def test_a_stopped_run_records_its_line_and_resumes(pipeline_dir, reference_stor
 
     config = EvalConfig(**make_config(pipeline_dir, tmp_path, threats=[{"norm": "Linf", "eps": 0.3}])).validate()
     monkeypatch.setattr(runner, "run_pass", stopped_after_two)
+    handler = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):
         run_evaluation(config, note="stopped on purpose")
+    assert signal.getsignal(signal.SIGTERM) is handler  # SIGTERM raises Terminated only while a run goes
     (run,) = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert run["units"] == 2 and run["stopped"] == "interrupted with 4 of 6 units left", run
     assert run["note"] == "stopped on purpose" and run["wall_s"] > 0 and "CPU cores" in run["machine"]
@@ -157,6 +166,28 @@ def test_a_stopped_run_records_its_line_and_resumes(pipeline_dir, reference_stor
     assert len(runs) == 2 and runs[1]["units"] == 4 and "stopped" not in runs[1]
     reference = normalized(read_records(str(reference_store[0])))  # the reference store also holds eps 0.1
     assert normalized(read_records(str(tmp_path))) == {k: v for k, v in reference.items() if k[1] != "Linf-0.1"}
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_and_keeps_its_line(pipeline_dir, tmp_path):
+    """`kill` (SIGTERM, what a batch scheduler and torch.distributed.run send) on `mimic-diffusers evaluate`
+    mid-run: the command exits 143, as a shell expects of a process SIGTERM ended, and the store's runs.jsonl
+    gets the run's line with the units it finished, as after Ctrl-C (Python's default would leave none)."""
+    output_dir, config_path = tmp_path / "store", tmp_path / "config.json"
+    config_path.write_text(json.dumps(make_config(pipeline_dir, output_dir)))
+    proc = start_forked_cli(["evaluate", "--config", str(config_path)], tmp_path / "stopped.out")
+    shard = output_dir / "results.rank0.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not shard.exists() or shard.read_text().count("\n") < 4):
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.join(timeout=240)
+    assert proc.exitcode == 143, (tmp_path / "stopped.out").read_text()
+    (run,) = [json.loads(line) for line in (output_dir / "runs.jsonl").read_text().splitlines()]
+    # 9 units (3 clean passes, 3 batches x 2 threats); those the store holds in full are the ones the run finished
+    left = pending_units(EvalConfig.from_file(str(config_path)), merge_records(read_records(str(output_dir))))
+    assert 3 <= run["units"] == 9 - len(left) < 9, run
+    assert run["stopped"] == f"stopped by SIGTERM with {len(left)} of 9 units left" and run["wall_s"] > 0
+    assert "interrupted" in (tmp_path / "stopped.out").read_text()
 
 
 def test_attack_added_later_runs_alone_and_matches_a_run_with_it_from_the_start(

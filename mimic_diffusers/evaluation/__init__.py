@@ -13,7 +13,7 @@ statistics.py, compare.py  paired comparisons of two settings on the same images
 from .checks import masking_warnings
 from .config import EvalConfig, attack_label, attack_params, threat_key
 from .results import Accuracy, AttackResult, Results, ThreatResult, per_sample, read_results
-from .runner import evaluate_unit, run_evaluation, save_example_grid, score_votes, unit_seed
+from .runner import Terminated, evaluate_unit, run_evaluation, save_example_grid, score_votes, unit_seed
 from .store import SCORES, append_record, merge_records, pending_units, read_records, survivors
 from .summary import RULES, report_store, robust_under_rule, summarize, worst_case_samples
 
@@ -24,6 +24,7 @@ __all__ = [
     "AttackResult",
     "EvalConfig",
     "Results",
+    "Terminated",
     "ThreatResult",
     "append_record",
     "attack_label",

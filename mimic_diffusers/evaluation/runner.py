@@ -12,6 +12,7 @@ seeded by (seed, batch, threat, attack name), and vote ties given to the smalles
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -19,7 +20,9 @@ import json
 import os
 import platform
 import shlex
+import signal
 import sys
+import threading
 import time
 from typing import List, Optional
 
@@ -39,6 +42,35 @@ VOTE_RULE = "tie-not-robust"
 # A process whose share of a pass is done waits at the next barrier for the others' units, which take hours on a
 # CPU; torch's default of 30 minutes killed such a run (seen: a rank idle for 30 minutes behind a bpda unit).
 BARRIER_TIMEOUT = datetime.timedelta(days=7)
+
+
+class Terminated(KeyboardInterrupt):
+    """A run stopped by SIGTERM. A `KeyboardInterrupt`, so whatever handles Ctrl-C handles it too."""
+
+    exit_code = 128 + signal.SIGTERM  # what a shell reports for a process that SIGTERM ended (143)
+
+
+@contextlib.contextmanager
+def _sigterm_raises_terminated():
+    """While the run goes, SIGTERM (`kill`, a batch scheduler's stop, torch.distributed.run passing a stop on)
+    raises `Terminated` in the main thread, so the run ends as under Ctrl-C and keeps its line; Python's default
+    would end it without one. A process started in the background of a script ignores SIGINT, so SIGTERM is how
+    such a run is stopped."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    previous = signal.SIG_DFL if previous is None else previous  # a handler set outside Python reads as None
+
+    def terminated(signum, frame):
+        signal.signal(signal.SIGTERM, previous)  # a second SIGTERM acts as it would without the run
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def unit_seed(*parts) -> int:
@@ -176,8 +208,9 @@ def run_evaluation(
         run_attacks (`list[str]`, *optional*): run only the attacks with these labels (the CLI's `--attacks`;
             in a cascade, its first ones): a screen whose reports flag the attacks still missing.
         note (`str`, *optional*): kept with this run's line in `runs.jsonl` (say what makes its wall time not
-            comparable: shared cores, a resumed run). A run stopped by KeyboardInterrupt writes its line too,
-            with the units it finished and a `stopped` entry, then re-raises.
+            comparable: shared cores, a resumed run). A run stopped by Ctrl-C or SIGTERM (`kill`, a batch
+            scheduler's stop, torch.distributed.run passing a stop on) writes its line too, with the units it
+            finished and a `stopped` entry, then raises `KeyboardInterrupt` (`Terminated` for SIGTERM).
         batches_per_pass (`int`, defaults to 1): how many of the store's batches one forward pass runs together
             (the CLI's `--batches-per-pass`). Only speed and memory change: each sample's noise streams make its
             result independent of its batch, and the store keeps one record per batch. Worth it where a batch
@@ -216,32 +249,32 @@ def run_evaluation(
         store.write_header(config.output_dir, header)
     started = time.time()
     shard = os.path.join(config.output_dir, f"results.rank{accelerator.process_index}.jsonl")
-    try:
-        # Clean passes first: an attack is scored against the clean prediction, and a cascade attacks only
-        # the samples its clean pass (and the earlier attacks) got right.
-        for phase in ([u for u in units if u[1] is None], [u for u in units if u[1] is not None]):
-            # Every process reads the store and splits the SAME unit list, then writes: without the barriers
-            # a process that starts late sees units another one has finished (or a line it is writing), and
-            # a unit falls between the two splits (seen: one (batch, threat) missing from a 2-process run).
+    with _sigterm_raises_terminated():
+        try:
+            # Clean passes first: an attack is scored against the clean prediction, and a cascade attacks only
+            # the samples its clean pass (and the earlier attacks) got right.
+            for phase in ([u for u in units if u[1] is None], [u for u in units if u[1] is not None]):
+                # Every process reads the store and splits the SAME unit list, then writes: without the barriers
+                # a process that starts late sees units another one has finished (or a line it is writing), and
+                # a unit falls between the two splits (seen: one (batch, threat) missing from a 2-process run).
+                accelerator.wait_for_everyone()
+                stored = store.merge_records(store.read_records(config.output_dir)) if config.cascade else {}
+                accelerator.wait_for_everyone()
+                with accelerator.split_between_processes(phase) as mine:
+                    for group in tqdm(
+                        passes(mine, batches_per_pass),
+                        desc=f"evaluate[{accelerator.process_index}]",
+                        disable=not accelerator.is_local_main_process,
+                    ):
+                        run_pass(pipe, config, group, x_all, y_all, stored, shard, accelerator.device)
             accelerator.wait_for_everyone()
-            stored = store.merge_records(store.read_records(config.output_dir)) if config.cascade else {}
-            accelerator.wait_for_everyone()
-            with accelerator.split_between_processes(phase) as mine:
-                for group in tqdm(
-                    passes(mine, batches_per_pass),
-                    desc=f"evaluate[{accelerator.process_index}]",
-                    disable=not accelerator.is_local_main_process,
-                ):
-                    run_pass(pipe, config, group, x_all, y_all, stored, shard, accelerator.device)
-        accelerator.wait_for_everyone()
-    except KeyboardInterrupt:  # a stopped run keeps its line too: what ran, where, for how long
-        if accelerator.is_main_process:
-            left = store.pending_units(run_config, store.merge_records(store.read_records(config.output_dir)))
-            run = dict(
-                units=len(units) - len(left), stopped=f"interrupted with {len(left)} of {len(units)} units left"
-            )
-            _record_run(config, accelerator, started, note, batches_per_pass, **run)
-        raise
+        except KeyboardInterrupt as stop:  # a stopped run keeps its line too: what ran, where, for how long
+            if accelerator.is_main_process:
+                left = store.pending_units(run_config, store.merge_records(store.read_records(config.output_dir)))
+                how = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted"
+                run = dict(units=len(units) - len(left), stopped=f"{how} with {len(left)} of {len(units)} units left")
+                _record_run(config, accelerator, started, note, batches_per_pass, **run)
+            raise
     if units and accelerator.is_main_process:  # the store keeps how each of its runs was made
         _record_run(config, accelerator, started, note, batches_per_pass, units=len(units))
     return report_store(config, write=accelerator.is_main_process)
