@@ -5,6 +5,11 @@ pages show a budget check once both stores hold all its images).
 
     python -m studies.progress                                    # every budget check of the frontier report
     python -m studies.progress --check configs/mnist-confirm-eps0.3.yaml configs/mnist-confirm-eps0.3-4x.yaml
+    python -m studies.progress --pair configs/mnist-confirm-eps0.3-4x.yaml   # its points against each other
+
+`--pair` reads a config whose points the pages do not pair (a budget check's higher budgets): each
+MimicDiffusion point against each DiffPure point, on the images all of them have finished through the whole
+cascade.
 """
 
 import argparse
@@ -16,7 +21,7 @@ from mimic_diffusers.evaluation.config import threat_key
 from mimic_diffusers.evaluation.statistics import compare_paired
 from mimic_diffusers.evaluation.summary import worst_case_samples
 
-from .frontier_report import BUDGET_CHECKS, ROOT, config_at, stored_points
+from .frontier_report import BUDGET_CHECKS, ROOT, config_at, confirmation, stored_points
 
 
 def finished_images(config: EvalConfig, threat: dict, through: int) -> int:
@@ -58,7 +63,13 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--check", nargs=2, metavar=("LOWER", "HIGHER"), help="one budget check: the two configs (default: all)"
     )
+    parser.add_argument("--pair", metavar="CONFIG", help="a config's points against each other, paired")
     args = parser.parse_args(argv)
+    if args.pair:
+        if not os.path.isfile(os.path.join(ROOT, args.pair)):
+            parser.error(f"--pair: no config at {args.pair}")
+        print_pairs(args.pair)
+        return 0
     for paths in [tuple(args.check)] if args.check else BUDGET_CHECKS:
         missing = [p for p in paths if not os.path.isfile(os.path.join(ROOT, p))]
         if missing:
@@ -77,6 +88,28 @@ def main(argv=None) -> int:
                 f"| {r['a_only']} / {r['b_only']} | {r['p_value']:.2g} |"
             )
     return 0
+
+
+def print_pairs(config_path: str) -> None:
+    """Each MimicDiffusion point of the config against each DiffPure point, under the vote, on the images all
+    its points have finished."""
+    c = confirmation(config_path, study={})
+    if not c["pairs"]:
+        print(f"{config_path}: no MimicDiffusion and DiffPure point have both finished an image")
+        return
+    print(f"\n{config_path}, eps {c['eps']:g}: {c['n']} of {c['planned']} images paired, robust under the vote")
+    print(
+        "| A | B | A robust | B robust | difference, points [95% CI] | A only / B only | exact McNemar p | detectable, points |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for pair in c["pairs"]:
+        v = pair["vote"]
+        low, high = (100 * x for x in v["ci95"])
+        print(
+            f"| {pair['a']} | {pair['b']} | {v['a_robust']} | {v['b_robust']} | {100 * v['difference']:+.1f} "
+            f"[{low:+.1f}, {high:+.1f}] | {v['a_only']} / {v['b_only']} | {v['p_value']:.2g} "
+            f"| {100 * v['detectable']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

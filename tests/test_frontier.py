@@ -47,7 +47,7 @@ def test_points_cover_the_grid_and_build_valid_configs():
     assert {"feedback-cut-pgd-eot", "exact-pgd-eot", "bpda-eot", "square"} <= names
 
 
-def test_tiny_study_runs_and_reports(tmp_path):
+def test_tiny_study_runs_and_reports(tmp_path, capsys):
     config = yaml.safe_load(open(os.path.join(ROOT, "configs", "mnist-frontier.yaml")))
     config.update(num_samples=2, batch_size=2, num_inference_steps=4, votes=3)
     config["attacks"] = [
@@ -99,6 +99,12 @@ def test_tiny_study_runs_and_reports(tmp_path):
         ("mimic-gs4", "diffpure-t0.3", 2, 2)
     ]
     assert c["robust"]["mimic-gs4"]["vote"]["n"] == 2
+    progress.main(["--pair", str(tmp_path / "confirm.yaml")])  # the same pairs, printed as a reading
+    printed, v = capsys.readouterr().out, c["pairs"][0]["vote"]
+    assert "eps 0.3: 2 of 4 images paired" in printed
+    assert (
+        f"| mimic-gs4 | diffpure-t0.3 | {v['a_robust']} | {v['b_robust']} | {100 * v['difference']:+.1f} [" in printed
+    )
     checked = frontier_report.budget_checks(str(path), str(tmp_path / "confirm.yaml"))
     checks = [
         (b["point"], b["eps"], b["n"], b["vote"]["a_only"] + b["vote"]["b_only"], b["flattened"]) for b in checked
@@ -146,6 +152,8 @@ def test_tiny_study_runs_and_reports(tmp_path):
     c = frontier_report.confirmation(str(tmp_path / "confirm.yaml"), study)
     checked = frontier_report.budget_checks(str(path), str(tmp_path / "confirm.yaml"))
     assert (c["n"], c["pairs"], c["table"]) == (0, [], []) and [b["point"] for b in checked] == ["diffpure-t0.3"]
+    progress.main(["--pair", str(tmp_path / "confirm.yaml")])
+    assert "no MimicDiffusion and DiffPure point have both finished an image" in capsys.readouterr().out
 
 
 def finding(confirm, shipped):
