@@ -6,15 +6,17 @@
 #      64 images;
 #   2. the eps 0.3 confirmation (256 images), then the eps 0.2 one (128), at twice the frontier's iterations.
 #   bash studies/gpu_confirm.sh MINUTES [ARCHIVE]      # e.g. bash studies/gpu_confirm.sh 8 "$OUT/stores.tar.gz"
-# Each run is stopped (SIGINT) when the minutes are spent; a stop loses only the attack it interrupted.
+# Each run is stopped (SIGTERM, which it records in its store's runs.jsonl) when the minutes are spent, and killed
+# 15 s later if still going; a stop loses only the attack it interrupted. Not SIGINT: a process started in the
+# background of a non-interactive shell ignores it.
 set -u
 minutes=${1:?usage: gpu_confirm.sh MINUTES [ARCHIVE]}
 archive=${2:-stores.tar.gz}
 deadline=$((SECONDS + minutes * 60))
 grow() {  # the flags of one studies.frontier run
-  local left=$((deadline - SECONDS - 20))  # 20 s kept for packing the stores
+  local left=$((deadline - SECONDS - 35))  # 35 s kept for a stop that needs the kill, and for packing
   if [ "$left" -gt 0 ]; then
-    timeout --signal=INT "$left" python -m studies.frontier --step 64 --batches-per-pass 4 "$@" \
+    timeout --kill-after=15 "$left" python -m studies.frontier --step 64 --batches-per-pass 4 "$@" \
       --note "one CUDA card, in calls of $minutes minutes (studies/gpu_confirm.sh)"
   fi
 }
