@@ -110,16 +110,23 @@ def test_reports_written(reference_store):
     assert run["units"] == 9 and run["wall_s"] > 0 and "CPU cores" in run["machine"]
 
 
+def evaluate_in_child(config_path, output_dir, log_path, records: int):
+    """`mimic-diffusers evaluate` in a child process (from the fork server: imports done), returned once its store
+    holds `records` records, to be stopped mid-run."""
+    proc = start_forked_cli(["evaluate", "--config", str(config_path)], log_path)
+    shard = output_dir / "results.rank0.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not shard.exists() or shard.read_text().count("\n") < records):
+        time.sleep(0.02)
+    return proc
+
+
 def test_killed_run_resumes_without_loss_or_double_counting(pipeline_dir, reference_store, tmp_path):
     (reference_dir, _), killed_dir = reference_store, tmp_path / "killed"
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(make_config(pipeline_dir, killed_dir)))
-    # `mimic-diffusers evaluate` in a child process (from the fork server: imports done), killed mid-run
-    proc = start_forked_cli(["evaluate", "--config", str(config_path)], tmp_path / "killed.out")
+    proc = evaluate_in_child(config_path, killed_dir, tmp_path / "killed.out", records=2)
     shard = killed_dir / "results.rank0.jsonl"
-    deadline = time.time() + 240
-    while time.time() < deadline and (not shard.exists() or shard.read_text().count("\n") < 2):
-        time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.join()
     assert proc.exitcode == -signal.SIGKILL
@@ -174,11 +181,7 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_and_keeps_its_line(pipeline_dir, tmp
     gets the run's line with the units it finished, as after Ctrl-C (Python's default would leave none)."""
     output_dir, config_path = tmp_path / "store", tmp_path / "config.json"
     config_path.write_text(json.dumps(make_config(pipeline_dir, output_dir)))
-    proc = start_forked_cli(["evaluate", "--config", str(config_path)], tmp_path / "stopped.out")
-    shard = output_dir / "results.rank0.jsonl"
-    deadline = time.time() + 240
-    while time.time() < deadline and (not shard.exists() or shard.read_text().count("\n") < 4):
-        time.sleep(0.02)
+    proc = evaluate_in_child(config_path, output_dir, tmp_path / "stopped.out", records=4)
     os.kill(proc.pid, signal.SIGTERM)
     proc.join(timeout=240)
     assert proc.exitcode == 143, (tmp_path / "stopped.out").read_text()
