@@ -18,7 +18,7 @@ import os
 from mimic_diffusers.evaluation import EvalConfig, attack_label, merge_records, read_records
 from mimic_diffusers.evaluation.compare import RULE_NAMES
 from mimic_diffusers.evaluation.config import threat_key
-from mimic_diffusers.evaluation.statistics import compare_paired
+from mimic_diffusers.evaluation.statistics import MARKDOWN_COLUMNS, compare_paired, markdown_cells
 from mimic_diffusers.evaluation.summary import worst_case_samples
 
 from .frontier_report import BUDGET_CHECKS, ROOT, config_at, confirmation, stored_points
@@ -98,18 +98,10 @@ def print_pairs(config_path: str) -> None:
         print(f"{config_path}: no MimicDiffusion and DiffPure point have both finished an image")
         return
     print(f"\n{config_path}, eps {c['eps']:g}: {c['n']} of {c['planned']} images paired, robust under the vote")
-    print(
-        "| A | B | A robust | B robust | difference, points [95% CI] | A only / B only | exact McNemar p | detectable, points |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"| A | B | {MARKDOWN_COLUMNS} |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for pair in c["pairs"]:
-        v = pair["vote"]
-        low, high = (100 * x for x in v["ci95"])
-        print(
-            f"| {pair['a']} | {pair['b']} | {v['a_robust']} | {v['b_robust']} | {100 * v['difference']:+.1f} "
-            f"[{low:+.1f}, {high:+.1f}] | {v['a_only']} / {v['b_only']} | {v['p_value']:.2g} "
-            f"| {100 * v['detectable']:.0f} |"
-        )
+        print(f"| {pair['a']} | {pair['b']} | {markdown_cells(pair['vote'])} |")
 
 
 if __name__ == "__main__":

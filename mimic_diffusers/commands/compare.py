@@ -18,6 +18,7 @@ def add_arguments(p, name):
 def run(args):
     from ..evaluation import EvalConfig
     from ..evaluation.compare import compare_stores
+    from ..evaluation.statistics import MARKDOWN_COLUMNS, markdown_cells
 
     if len(args.config) != 2:
         raise ValueError(f"--config: give exactly two configs (A and B), got {len(args.config)}")
@@ -28,14 +29,8 @@ def run(args):
     if missing or not eps_values:
         raise ValueError(f"--eps: {missing or 'none'} not in both configs; both have {shared}")
     print(f"A: {args.config[0]}\nB: {args.config[1]}\nrule: {args.rule}\n")
-    print(
-        "| eps | N | A robust | B robust | A - B, points [95% CI] | A only / B only | exact McNemar p | answer | detectable |"
-    )
+    print(f"| eps | N | {MARKDOWN_COLUMNS} |")
     print("|---|---|---|---|---|---|---|---|---|")
     for eps in eps_values:
         c = compare_stores(a, b, eps, args.rule)
-        low, high = (100 * x for x in c.ci95)
-        print(
-            f"| {eps:g} | {c.n} | {c.a_robust} | {c.b_robust} | {100 * c.difference:+.1f} [{low:+.1f}, {high:+.1f}] | "
-            f"{c.a_only} / {c.b_only} | {c.p_value:.2g} | {c.verdict} | {100 * c.detectable:.0f} |"
-        )
+        print(f"| {eps:g} | {c.n} | {markdown_cells(c.to_dict())} |")

@@ -86,6 +86,21 @@ class PairedComparison:
         return {**asdict(self), "ci95": list(self.ci95)}
 
 
+# A comparison's cells in a markdown table row (`markdown_cells`), after the columns naming what was compared.
+MARKDOWN_COLUMNS = (
+    "A robust | B robust | A - B, points [95% CI] | A only / B only | exact McNemar p | answer | detectable"
+)
+
+
+def markdown_cells(c: dict) -> str:
+    """The cells of `MARKDOWN_COLUMNS` for a comparison (`PairedComparison.to_dict()`), points to one decimal."""
+    low, high = (100 * x for x in c["ci95"])
+    return (
+        f"{c['a_robust']} | {c['b_robust']} | {100 * c['difference']:+.1f} [{low:+.1f}, {high:+.1f}] | "
+        f"{c['a_only']} / {c['b_only']} | {c['p_value']:.2g} | {c['verdict']} | {100 * c['detectable']:.0f}"
+    )
+
+
 def compare_paired(a: Dict[Hashable, bool], b: Dict[Hashable, bool], alpha: float = ALPHA) -> PairedComparison:
     """Compare per-image outcomes {image id: robust} of A and B, which must cover the same images.
 
