@@ -6,10 +6,15 @@ pages show a budget check once both stores hold all its images).
     python -m studies.progress                                    # every budget check of the frontier report
     python -m studies.progress --check configs/mnist-confirm-eps0.3.yaml configs/mnist-confirm-eps0.3-4x.yaml
     python -m studies.progress --pair configs/mnist-confirm-eps0.3-4x.yaml   # its points against each other
+    python -m studies.progress --remaining                        # the confirmation's compute still to run
 
 `--pair` reads a config whose points the pages do not pair (a budget check's higher budgets): each
 MimicDiffusion point against each DiffPure point, on the images all of them have finished through the whole
 cascade.
+
+`--remaining` sums, per point of each confirmation and its budget check, the attack units (an attack on a batch)
+not yet run times the mean seconds its units have taken so far: a plan at the stored machines' speed, which the
+stores' runs.jsonl names. Units whose attack has no stored time yet are counted apart, not guessed.
 """
 
 import argparse
@@ -21,7 +26,7 @@ from mimic_diffusers.evaluation.config import threat_key
 from mimic_diffusers.evaluation.statistics import MARKDOWN_COLUMNS, compare_paired, markdown_cells
 from mimic_diffusers.evaluation.summary import worst_case_samples
 
-from .frontier_report import BUDGET_CHECKS, ROOT, config_at, confirmation, stored_points
+from .frontier_report import BUDGET_CHECKS, CONFIRM, CONFIRM_4X, ROOT, config_at, confirmation, stored_points
 
 
 def finished_images(config: EvalConfig, threat: dict, through: int) -> int:
@@ -64,7 +69,13 @@ def main(argv=None) -> int:
         "--check", nargs=2, metavar=("LOWER", "HIGHER"), help="one budget check: the two configs (default: all)"
     )
     parser.add_argument("--pair", metavar="CONFIG", help="a config's points against each other, paired")
+    parser.add_argument(
+        "--remaining", action="store_true", help="the attack units the confirmations have left, and their seconds"
+    )
     args = parser.parse_args(argv)
+    if args.remaining:
+        print_remaining(zip(CONFIRM, CONFIRM_4X))
+        return 0
     if args.pair:
         if not os.path.isfile(os.path.join(ROOT, args.pair)):
             parser.error(f"--pair: no config at {args.pair}")
@@ -102,6 +113,58 @@ def print_pairs(config_path: str) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for pair in c["pairs"]:
         print(f"| {pair['a']} | {pair['b']} | {markdown_cells(pair['vote'])} |")
+
+
+def remaining_rows(config_path: str, points) -> list:
+    """Per point, eps and attack of a config: its units (batches) run and planned, the mean stored seconds of those
+    run (None where none has a time), and that mean times the units left."""
+    base = EvalConfig.from_file(os.path.join(ROOT, config_path))
+    rows = []
+    for point in points:
+        config = config_at(base, base.num_samples, point)
+        merged = merge_records(read_records(config.output_dir))
+        for threat in base.threats:
+            for spec in base.attacks:
+                label = attack_label(spec)
+                run = [
+                    merged[(b, threat_key(threat))]["attacks"][label]
+                    for b in range(base.num_batches)
+                    if label in merged.get((b, threat_key(threat)), {}).get("attacks", {})
+                ]
+                times = [r["seconds"] for r in run if "seconds" in r]
+                mean = sum(times) / len(times) if times else None
+                left = base.num_batches - len(run)
+                rows.append(
+                    dict(
+                        point=point,
+                        eps=threat["eps"],
+                        attack=label,
+                        run=len(run),
+                        planned=base.num_batches,
+                        mean_s=mean,
+                        left_s=None if mean is None else mean * left,
+                    )
+                )
+    return rows
+
+
+def print_remaining(configs) -> None:
+    """The units each confirmation (and its budget check, on the same points) has left, with their seconds."""
+    total, unknown = 0.0, 0
+    print("| config | point | eps | attack | units run / planned | mean s per unit | s left |")
+    print("|---|---|---|---|---|---|---|")
+    for confirm, check in configs:
+        points = stored_points(EvalConfig.from_file(os.path.join(ROOT, confirm)))
+        for path in (confirm, check):
+            for r in remaining_rows(path, points):
+                mean, left = (f"{x:,.0f}" if x is not None else "no time yet" for x in (r["mean_s"], r["left_s"]))
+                print(
+                    f"| `{path}` | {r['point']} | {r['eps']:g} | {r['attack']} | {r['run']} / {r['planned']} "
+                    f"| {mean} | {left} |"
+                )
+                total += r["left_s"] or 0.0
+                unknown += (r["planned"] - r["run"]) if r["left_s"] is None else 0
+    print(f"\nabout {total:,.0f} s left at the stored unit times, plus {unknown} units with no stored time yet")
 
 
 if __name__ == "__main__":

@@ -105,6 +105,15 @@ def test_tiny_study_runs_and_reports(tmp_path, capsys):
     assert (
         f"| mimic-gs4 | diffpure-t0.3 | {v['a_robust']} | {v['b_robust']} | {100 * v['difference']:+.1f} [" in printed
     )
+    # the compute a confirmation has left: one of its two batches has run, so one unit per attack, at its mean time
+    left = progress.remaining_rows(str(tmp_path / "confirm.yaml"), ["mimic-gs4", "diffpure-t0.3"])
+    assert [(r["point"], r["attack"], r["run"], r["planned"]) for r in left] == [
+        (p, a["name"], 1, 2) for p in ("mimic-gs4", "diffpure-t0.3") for a in config["attacks"]
+    ]
+    assert all(r["left_s"] == r["mean_s"] > 0 for r in left if r["mean_s"] is not None) and left[0]["mean_s"]
+    progress.print_remaining([(str(tmp_path / "confirm.yaml"), str(tmp_path / "confirm.yaml"))])
+    total = sum(r["left_s"] or 0 for r in left)
+    assert f"about {2 * total:,.0f} s left at the stored unit times" in capsys.readouterr().out  # listed twice
     checked = frontier_report.budget_checks(str(path), str(tmp_path / "confirm.yaml"))
     checks = [
         (b["point"], b["eps"], b["n"], b["vote"]["a_only"] + b["vote"]["b_only"], b["flattened"]) for b in checked
